@@ -1,0 +1,93 @@
+"""JSON Lines in and out: errors that name the file and line, writes that are atomic."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+class DataError(ValueError):
+    """A problem with an input file, located by file, line (1-based) and record id."""
+
+    def __init__(self, path: Path | str, line: int | None, problem: str, record_id: str | None = None):
+        self.path, self.line, self.problem, self.record_id = str(path), line, problem, record_id
+        where = self.path + (f": line {line}" if line else "") + (f", id {record_id}" if record_id else "")
+        super().__init__(f"{where}: {problem}")
+
+
+def iter_jsonl(path: Path | str) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed value) for every non-blank line; raise DataError on bad lines."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(path, number, f"not valid UTF-8 ({e.reason} at byte {e.start})") from None
+            if not text.strip():
+                continue
+            try:
+                yield number, json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DataError(path, number, f"not valid JSON ({e.msg}, column {e.colno})") from None
+
+
+def read_jsonl(path: Path | str) -> list[dict]:
+    """All records of a JSON Lines file; every line must hold a JSON object."""
+    records = []
+    for number, value in iter_jsonl(path):
+        if not isinstance(value, dict):
+            raise DataError(path, number, f"expected a JSON object, got {type(value).__name__}")
+        records.append(value)
+    return records
+
+
+def dumps(record: Any) -> str:
+    """The one serialisation used for every output, so equal data gives equal bytes."""
+    return json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+
+
+@contextmanager
+def atomic_path(final: Path | str) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it onto `final` only if the block succeeds.
+
+    Works for files and directories, so a crash never leaves a half-written output where
+    the next stage looks.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent)) / final.name
+    try:
+        yield tmp
+        if final.is_dir() and not final.is_symlink():
+            old = final.with_name(f".{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def write_jsonl(path: Path | str, records: Iterable[Any]) -> int:
+    """Write records atomically, one per line; return how many were written."""
+    n = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for record in records:
+            f.write(dumps(record) + "\n")
+            n += 1
+    return n
+
+
+def write_json(path: Path | str, value: Any) -> None:
+    """Write one JSON document atomically, pretty-printed with sorted keys."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,60 @@
+"""The `prepare` stage: split every native file by user_id into train/valid/test.
+
+As in the paper, no user's prompts land in two splits. The split of a user is a pure
+function of (seed, user_id), so it is the same across files, runs and machines, and a
+user's records added later (a new labeling round) join the same split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+from components.io import atomic_path, read_jsonl, write_jsonl
+from components.params import PrepareParams, ValidateParams
+from components.schema import CORPUS, KINDS, SPLITS
+
+
+def split_of(key: str, params: PrepareParams) -> str:
+    """train, valid or test for a user id (or a corpus document id), from a seeded hash."""
+    digest = hashlib.sha256(f"{params.seed}:{key}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < params.train:
+        return "train"
+    return "valid" if u < params.train + params.valid else "test"
+
+
+def record_key(filename: str, record: dict) -> str:
+    """Corpus text has no user: its documents are split by id."""
+    return record["id"] if filename == CORPUS else record["user_id"]
+
+
+def run_prepare(params: PrepareParams, checks: ValidateParams, data: Path, out: Path) -> dict:
+    """Write OUT/{train,valid,test}/<file> for each native file in DATA; return counts.
+
+    The splits are validated (no user or prompt text in two splits, every rule per file)
+    before they are renamed into place; their Data Docs go to OUT/validation.
+    """
+    from components.validate import run_validate
+
+    files = [name for name in KINDS.values() if (data / name).exists()]
+    if not files:
+        raise FileNotFoundError(f"{data}: none of {', '.join(KINDS.values())} found")
+    counts: dict[str, dict[str, int]] = {}
+    users: dict[str, set[str]] = {s: set() for s in SPLITS}
+    with atomic_path(out) as tmp:
+        for name in files:
+            parts: dict[str, list[dict]] = {s: [] for s in SPLITS}
+            for record in read_jsonl(data / name):
+                split = split_of(record_key(name, record), params)
+                parts[split].append(record)
+                if name != CORPUS:
+                    users[split].add(record["user_id"])
+            for split, records in parts.items():
+                write_jsonl(tmp / split / name, records)
+            counts[name] = dict(Counter({s: len(r) for s, r in parts.items()}))
+        report = run_validate(checks, tmp, tmp / "validation", tmp / "validation" / "validate.json")
+        if not report.success:
+            raise ValueError(f"the splits failed validation, nothing was written to {out}\n{report.format()}")
+    return {"records": counts, "users": {s: len(u) for s, u in users.items()}, "splits_valid": report.success}

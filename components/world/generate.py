@@ -1,0 +1,173 @@
+"""`instructflow data generate`: write the embedded default world's data files.
+
+Sizes are Table 6 sizes times `data.scale`; categories follow Table 1 in each file;
+prompts are unique across all files; users own at most `max_prompts_per_user` prompts
+each and span files, as customers do. The same params give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+from components.io import atomic_path, write_json, write_jsonl
+from components.params import Params
+from components.prepare import record_key, split_of
+from components.schema import (
+    COMPARISONS,
+    CORPUS,
+    DEMONSTRATIONS,
+    PROMPTS,
+    TABLE1,
+    TABLE6_PPO,
+    TABLE6_RM,
+    TABLE6_SFT,
+    TABLE6_TEST,
+    prompt_text,
+)
+from components.world import labeler
+from components.world.corpus import corpus
+from components.world.grader import grade
+from components.world.kb import World, build_world
+from components.world.tasks import BUILDERS, FALSE_PREMISE, HARMFUL, Task
+
+GOLD = "gold.jsonl"
+STATS = "stats.json"
+PREFIX = {DEMONSTRATIONS: "demo", COMPARISONS: "cmp", PROMPTS: "prm"}
+
+
+def file_sizes(scale: float) -> dict[str, int]:
+    return {
+        DEMONSTRATIONS: max(10, round(scale * TABLE6_SFT)),
+        COMPARISONS: max(10, round(scale * TABLE6_RM)),
+        PROMPTS: max(10, round(scale * (TABLE6_PPO + TABLE6_TEST))),
+    }
+
+
+def category_plan(n: int, r: random.Random) -> list[str]:
+    """n categories in Table 1 proportions (largest remainder), shuffled."""
+    exact = {c: n * share / sum(TABLE1.values()) for c, share in TABLE1.items()}
+    counts = {c: math.floor(x) for c, x in exact.items()}
+    for c in sorted(exact, key=lambda c: counts[c] - exact[c])[: n - sum(counts.values())]:
+        counts[c] += 1
+    plan = [c for c, k in counts.items() for _ in range(k)]
+    r.shuffle(plan)
+    return plan
+
+
+class TaskMaker:
+    """Draws tasks for a category, with the overlays mixed in and every prompt text unique."""
+
+    def __init__(self, world: World, params: Params, r: random.Random):
+        self.world, self.r, self.seen = world, r, set()
+        self.p_harmful = params.data.harmful_fraction / sum(TABLE1[c] for c in HARMFUL)
+        self.p_premise = params.data.false_premise_fraction / sum(TABLE1[c] for c in FALSE_PREMISE)
+
+    def builders(self, category: str) -> list:
+        """The overlay's builder, or the category's regular builders (one drawn per attempt)."""
+        u = self.r.random()
+        if category in HARMFUL and u < self.p_harmful:
+            return [HARMFUL[category]]
+        if category in FALSE_PREMISE and u < self.p_harmful + self.p_premise:
+            return [FALSE_PREMISE[category]]
+        return BUILDERS[category]
+
+    def make(self, category: str) -> Task:
+        builders = self.builders(category)
+        for _ in range(2000):
+            t = self.r.choice(builders)(self.world, self.r)
+            key = prompt_text(t.messages)
+            if key not in self.seen:
+                self.seen.add(key)
+                return t
+        raise ValueError(f"the world ran out of unique {category} prompts: lower data.scale")
+
+
+def assign_users(n: int, params: Params, r: random.Random) -> list[str]:
+    """User ids for n prompts in a shuffled order: users of varied size, at most the cap each."""
+    ids: list[str] = []
+    while len(ids) < n:
+        size = min(params.data.max_prompts_per_user, 1 + int(r.expovariate(1 / 8)))
+        ids.extend([f"user-{len(set(ids)):05d}"] * size)
+    ids = ids[:n]
+    r.shuffle(ids)
+    return ids
+
+
+def build_records(
+    params: Params, world: World, r: random.Random
+) -> tuple[dict[str, list[dict]], list[dict], list[Task]]:
+    sizes = file_sizes(params.data.scale)
+    maker = TaskMaker(world, params, r)
+    slots = [(name, category) for name, n in sizes.items() for category in category_plan(n, r)]
+    users = assign_users(len(slots), params, r)
+    records: dict[str, list[dict]] = {name: [] for name in sizes}
+    gold, tasks = [], []
+    for (name, category), user_id in zip(slots, users, strict=True):
+        t = maker.make(category)
+        rid = f"{PREFIX[name]}-{len(records[name]):06d}"
+        record = {"id": rid, "user_id": user_id, "category": category, "messages": t.messages}
+        if name == DEMONSTRATIONS:
+            record["completion"] = labeler.demonstration(t, r)
+        elif name == COMPARISONS:
+            record["completions"] = labeler.candidates(t, world, r, r.randint(params.data.k_min, params.data.k_max))
+            tasks.append(t)
+        records[name].append(record)
+        gold.append({"id": rid, **t.spec})
+    return records, gold, tasks
+
+
+def label_comparisons(comparisons: list[dict], tasks: list[Task], params: Params, seed: int) -> dict:
+    """Rank every comparison with calibrated noise; measure two fresh labelers' agreement."""
+    golds = [[grade(t.spec, c).score for c in rec["completions"]] for rec, t in zip(comparisons, tasks, strict=True)]
+    sigma = labeler.calibrate_noise(golds, params.labeler.agreement_target)
+    rank_r, a_r, b_r = (random.Random(f"{name}-{seed}") for name in ("labeler", "agree-a", "agree-b"))
+    agree = total = 0
+    margin = params.labeler.tie_margin
+    for rec, g in zip(comparisons, golds, strict=True):
+        rec["ranks"] = labeler.noisy_ranks(g, sigma, margin, rank_r)
+        x, n = labeler.pair_agreement(
+            labeler.noisy_ranks(g, sigma, margin, a_r), labeler.noisy_ranks(g, sigma, margin, b_r)
+        )
+        agree, total = agree + x, total + n
+    return {"labeler_noise": round(sigma, 6), "labeler_agreement": round(agree / total, 4), "pairs": total}
+
+
+def stats(records: dict[str, list[dict]], gold: list[dict], params: Params) -> dict:
+    by_split: dict[str, dict[str, dict[str, int]]] = {}
+    for name, recs in records.items():
+        table: dict[str, Counter] = {}
+        for rec in recs:
+            table.setdefault(rec["category"], Counter())[split_of(record_key(name, rec), params.prepare)] += 1
+        by_split[name] = {c: dict(sorted(table[c].items())) for c in TABLE1 if c in table}
+    comparisons = records[COMPARISONS]
+    kinds = Counter(g["kind"] for g in gold)
+    return {
+        "records": {name: len(recs) for name, recs in records.items()},
+        "categories_by_split": by_split,
+        "k_distribution": {str(k): v for k, v in sorted(Counter(len(r["completions"]) for r in comparisons).items())},
+        "users": len({r["user_id"] for recs in records.values() for r in recs}),
+        "overlays": {"harmful": kinds["harmful"], "false_premise": kinds["false_premise"]},
+    }
+
+
+def run_generate(params: Params, out: Path) -> dict:
+    """Write demonstrations, comparisons, prompts, corpus, gold and stats into OUT; return stats."""
+    start = time.perf_counter()
+    seed = params.data.seed
+    world = build_world(seed)
+    r = random.Random(f"data-{seed}")
+    records, gold, tasks = build_records(params, world, r)
+    agreement = label_comparisons(records[COMPARISONS], tasks, params, seed)
+    docs = corpus(world, random.Random(f"corpus-{seed}"), params.data.corpus_docs)
+    summary = {**stats(records, gold, params), **agreement, "corpus_docs": len(docs)}
+    with atomic_path(out) as tmp:
+        for name, recs in records.items():
+            write_jsonl(tmp / name, recs)
+        write_jsonl(tmp / CORPUS, docs)
+        write_jsonl(tmp / GOLD, gold)
+        write_json(tmp / STATS, summary)
+    return {**summary, "seconds": round(time.perf_counter() - start, 2)}

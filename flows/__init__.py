@@ -1,0 +1,1 @@
+"""Prefect flows: thin wiring over components.stages (see DESIGN.md section 1)."""

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up a fresh clone: a virtualenv in .venv with the project installed, DVC configured,
+# and data/ restored. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+py=.venv/bin/python
+$py -m pip install -q --upgrade pip
+# CPU torch 2.13.0 unless a torch is already installed (install your CUDA build first on a GPU machine).
+$py -c "import torch" 2>/dev/null || $py -m pip install -q "torch==2.13.0"
+$py -m pip install -q -e ".[dev]"
+
+# No DVC remote is reachable from a fresh clone: data/ is recreated byte for byte from params.yaml,
+# and `dvc status` checks it against what data.dvc records.
+if [ ! -f data/demonstrations.jsonl ]; then
+  .venv/bin/instructflow data generate --out data
+fi
+.venv/bin/dvc config --local core.analytics false >/dev/null 2>&1 || true
+.venv/bin/dvc status data.dvc

@@ -95,7 +95,7 @@ def validate(
         fail(f"{data}: folder not found")
     p = params_from(params, profile, set_)
     metrics_path = METRICS / "validate.json"
-    report = run_validate(p.validate_, data, docs, metrics_path)
+    report = run_validate(p.validate_, data.resolve(), docs.resolve(), metrics_path.resolve())
     write_json(metrics_path, {**report.to_metrics(), "data_fingerprint": data_fingerprint(data)})
     typer.echo(report.format())
     typer.echo(f"Data Docs: {docs}/")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -21,21 +22,51 @@ class DataError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-def iter_jsonl(path: Path | str) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, parsed value) for every non-blank line; raise DataError on bad lines."""
-    path = Path(path)
+_BLANK = object()
+
+
+def _guess_id(raw: bytes) -> str | None:
+    """The id of a line that does not parse, when it can still be seen: it helps find the record."""
+    found = re.search(r'"id"\s*:\s*"([^"\\]*)"', raw.decode("utf-8", errors="replace"))
+    return found.group(1) if found else None
+
+
+def parse_line(path: Path | str, number: int, raw: bytes) -> Any:
+    """One JSON Lines line: the parsed value, _BLANK for a blank line, DataError if unreadable."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(path, number, f"not valid UTF-8 ({e.reason} at byte {e.start})", _guess_id(raw)) from None
+    if not text.strip():
+        return _BLANK
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(path, number, f"not valid JSON ({e.msg}, column {e.colno})", _guess_id(raw)) from None
+
+
+def iter_jsonl_lenient(path: Path | str) -> Iterator[tuple[int, Any | DataError]]:
+    """(line, value) for every non-blank line, with the DataError in place of an unreadable line.
+
+    A validation report must name every bad line and still check the rest of the file.
+    """
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(path, number, f"not valid UTF-8 ({e.reason} at byte {e.start})") from None
-            if not text.strip():
+                value = parse_line(path, number, raw)
+            except DataError as e:
+                yield number, e
                 continue
-            try:
-                yield number, json.loads(text)
-            except json.JSONDecodeError as e:
-                raise DataError(path, number, f"not valid JSON ({e.msg}, column {e.colno})") from None
+            if value is not _BLANK:
+                yield number, value
+
+
+def iter_jsonl(path: Path | str) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed value) for every non-blank line; raise DataError on a bad line."""
+    for number, value in iter_jsonl_lenient(path):
+        if isinstance(value, DataError):
+            raise value
+        yield number, value
 
 
 def read_jsonl(path: Path | str) -> list[dict]:

@@ -46,7 +46,7 @@ class LabelerParams(Section):
 class ValidateParams(Section):
     """Great Expectations suites over the native files."""
 
-    kl_threshold: float = Field(0.1, gt=0, description="max KL(Table 1 || observed categories)")
+    kl_threshold: float = Field(0.1, gt=0, description="max KL(observed category shares || Table 1), as GX computes it")
     kl_severity: Literal["error", "warning"] = "warning"
     kl_min_records: int = Field(200, ge=1, description="files with fewer records skip the KL check")
     max_prompt_chars: int = Field(8000, ge=1)

@@ -133,7 +133,8 @@ def label_comparisons(comparisons: list[dict], tasks: list[Task], params: Params
             labeler.noisy_ranks(g, sigma, margin, a_r), labeler.noisy_ranks(g, sigma, margin, b_r)
         )
         agree, total = agree + x, total + n
-    return {"labeler_noise": round(sigma, 6), "labeler_agreement": round(agree / total, 4), "pairs": total}
+    measured = round(agree / total, 4) if total else None  # no comparisons asked for
+    return {"labeler_noise": round(sigma, 6), "labeler_agreement": measured, "pairs": total}
 
 
 def stats(records: dict[str, list[dict]], gold: list[dict], params: Params) -> dict:

@@ -1,0 +1,92 @@
+"""DVC: dvc.yaml agrees with the stage table, data.dvc matches regenerated data, `dvc repro` runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.params import Params
+from components.stages import STAGES
+
+from .conftest import ROOT, tool_env
+
+
+def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def entries(items: list) -> list[str]:
+    """dvc.yaml lists plain paths or {path: options}."""
+    return [next(iter(i)) if isinstance(i, dict) else i for i in items]
+
+
+def test_dvc_yaml_agrees_with_the_stage_table() -> None:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert list(stages) == list(STAGES)
+    for name, spec in stages.items():
+        stage = STAGES[name]
+        assert spec["cmd"] == f"instructflow stage {name}"
+        assert entries(spec["deps"]) == list(stage.deps)
+        assert entries(spec["outs"]) == list(stage.outs)
+        assert spec["params"] == list(stage.params)
+        assert entries(spec["metrics"]) == [stage.metrics]
+
+
+def test_repo_config_turns_analytics_off() -> None:
+    assert "analytics = false" in (ROOT / ".dvc" / "config").read_text()
+
+
+def git_dvc_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    run(["git", "init", "-q"], path)
+    run(["git", "config", "user.email", "test@example.com"], path)
+    run(["git", "config", "user.name", "test"], path)
+    shutil.copytree(ROOT / ".dvc", path / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
+    return path
+
+
+def test_generate_recreates_exactly_what_data_dvc_records(tmp_path: Path) -> None:
+    """No remote is reachable from a fresh clone: the default params must rebuild the recorded bytes."""
+    repo = git_dvc_repo(tmp_path / "repo")
+    shutil.copy(ROOT / "params.yaml", repo / "params.yaml")
+    run(["instructflow", "data", "generate", "--out", "data"], repo)
+    run(["dvc", "add", "-q", "data"], repo)
+    recorded = yaml.safe_load((ROOT / "data.dvc").read_text())["outs"][0]
+    rebuilt = yaml.safe_load((repo / "data.dvc").read_text())["outs"][0]
+    assert rebuilt == recorded, "data.dvc is stale: run `instructflow data generate && dvc add data` and commit"
+    assert "up to date" in run(["dvc", "status", "data.dvc"], repo).stdout
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_the_pipeline_and_then_skips(tmp_path: Path, tiny_data: Path, tiny_params: Params) -> None:
+    repo = git_dvc_repo(tmp_path / "repo")
+    shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
+    shutil.copytree(ROOT / "components", repo / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(tiny_data, repo / "data")
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params.model_dump(by_alias=True), sort_keys=False))
+    run(["dvc", "add", "-q", "data"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "tiny"], repo)
+
+    first = run(["dvc", "repro"], repo).stdout
+    assert "Running stage 'validate'" in first and "Running stage 'prepare'" in first
+    assert (repo / "artifacts" / "data" / "test" / "prompts.jsonl").exists()
+    assert (repo / "dvc.lock").exists()
+    again = run(["dvc", "repro"], repo).stdout
+    assert "Running stage" not in again
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)[""]["data"]
+    assert metrics["artifacts/metrics/validate.json"]["data"]["success"] is True
+    assert metrics["artifacts/metrics/prepare.json"]["data"]["splits_valid"] is True
+
+    (repo / "params.yaml").write_text(
+        (repo / "params.yaml").read_text().replace("seed: 0\n  train", "seed: 7\n  train")
+    )
+    changed = run(["dvc", "repro"], repo).stdout
+    assert "Running stage 'prepare'" in changed and "Running stage 'validate'" not in changed

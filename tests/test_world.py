@@ -1,0 +1,131 @@
+"""The generated default world: sizes, proportions, users, uniqueness, agreement, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from components.io import read_jsonl
+from components.params import Params
+from components.schema import CATEGORIES, COMPARISONS, CORPUS, DEMONSTRATIONS, PROMPTS, TABLE1, prompt_text
+from components.world.generate import file_sizes, run_generate
+from components.world.grader import grade
+
+from .conftest import ROOT, TINY, tool_env
+
+FILES = (DEMONSTRATIONS, COMPARISONS, PROMPTS)
+
+
+def load(data: Path) -> dict[str, list[dict]]:
+    return {name: read_jsonl(data / name) for name in (*FILES, CORPUS, "gold.jsonl")}
+
+
+def test_sizes_are_table6_times_scale(tiny_data: Path, tiny_params: Params) -> None:
+    data = load(tiny_data)
+    for name, n in file_sizes(tiny_params.data.scale).items():
+        assert len(data[name]) == n
+    assert file_sizes(1.0) == {DEMONSTRATIONS: 14378, COMPARISONS: 51094, PROMPTS: 50525}
+    assert len(data[CORPUS]) == tiny_params.data.corpus_docs
+
+
+def test_every_file_follows_table1(tiny_data: Path) -> None:
+    for name in FILES:
+        records = read_jsonl(tiny_data / name)
+        counts = Counter(r["category"] for r in records)
+        assert set(counts) <= set(CATEGORIES)
+        for category, share in TABLE1.items():  # largest remainder: within one record of the exact share
+            assert abs(counts[category] - share * len(records)) <= 1, (name, category)
+
+
+def test_records_follow_the_contract(tiny_data: Path, tiny_params: Params) -> None:
+    data = load(tiny_data)
+    texts = [prompt_text(r["messages"]) for name in FILES for r in data[name]]
+    assert len(texts) == len(set(texts)), "prompts are unique across all files"
+    for name in FILES:
+        for r in data[name]:
+            assert r["messages"][-1]["role"] == "user" and all(m["content"] for m in r["messages"])
+    for r in data[COMPARISONS]:
+        k = len(r["completions"])
+        assert tiny_params.data.k_min <= k <= tiny_params.data.k_max and len(r["ranks"]) == k
+        assert len(set(r["ranks"])) > 1 and min(r["ranks"]) == 1
+    users = Counter(r["user_id"] for name in FILES for r in data[name])
+    assert max(users.values()) <= tiny_params.data.max_prompts_per_user
+    spanning = {r["user_id"] for r in data[DEMONSTRATIONS]} & {r["user_id"] for r in data[COMPARISONS]}
+    assert spanning, "users span files, as customers do"
+    gold_ids = {g["id"] for g in data["gold.jsonl"]}
+    assert gold_ids == {r["id"] for name in FILES for r in data[name]}
+
+
+def test_demonstrations_are_gold_quality_and_rankings_follow_gold(tiny_data: Path) -> None:
+    data = load(tiny_data)
+    gold = {g["id"]: g for g in data["gold.jsonl"]}
+    demo_scores = [grade(gold[r["id"]], r["completion"]).score for r in data[DEMONSTRATIONS]]
+    assert min(demo_scores) >= 0.9
+    # The labeler's top choice is, on average, far better than its bottom one.
+    best, worst = [], []
+    for r in data[COMPARISONS]:
+        scores = [grade(gold[r["id"]], c).score for c in r["completions"]]
+        best.append(scores[r["ranks"].index(1)])
+        worst.append(scores[r["ranks"].index(max(r["ranks"]))])
+    assert sum(best) / len(best) > sum(worst) / len(worst) + 0.4
+
+
+def test_overlays_and_stats(tiny_data: Path) -> None:
+    stats = json.loads((tiny_data / "stats.json").read_text())
+    kinds = Counter(g["kind"] for g in read_jsonl(tiny_data / "gold.jsonl"))
+    assert stats["overlays"] == {"harmful": kinds["harmful"], "false_premise": kinds["false_premise"]}
+    assert kinds["harmful"] > 0 and kinds["false_premise"] > 0
+    assert sum(stats["k_distribution"].values()) == stats["records"][COMPARISONS]
+    splits = stats["categories_by_split"][PROMPTS]
+    assert sum(sum(v.values()) for v in splits.values()) == stats["records"][PROMPTS]
+    assert set().union(*(v.keys() for v in splits.values())) <= {"train", "valid", "test"}
+
+
+def test_labeler_agreement_is_the_papers_at_default_scale(tmp_path: Path) -> None:
+    """Measured with two fresh simulated labelers at the default scale: 0.73 +- 0.03."""
+    from components.params import load_params
+
+    stats = run_generate(load_params(ROOT / "params.yaml", ["data.corpus_docs=10"]), tmp_path / "data")
+    assert abs(stats["labeler_agreement"] - 0.73) <= 0.03, stats["labeler_agreement"]
+
+
+def test_same_params_give_identical_bytes_whatever_the_hash_seed(tmp_path: Path, tiny_data: Path) -> None:
+    """A fresh process with another PYTHONHASHSEED writes the same bytes (no set-order leaks)."""
+    out = tmp_path / "again"
+    env = {**tool_env(), "PYTHONHASHSEED": "12345"}
+    cmd = [sys.executable, "-m", "components.cli", "data", "generate", "--out", str(out), "--profile", str(TINY)]
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+    for name in (*FILES, CORPUS, "gold.jsonl", "stats.json"):
+        assert (out / name).read_bytes() == (tiny_data / name).read_bytes(), name
+
+
+def test_another_seed_gives_another_world(tmp_path: Path, tiny_params: Params, tiny_data: Path) -> None:
+    other = tiny_params.model_copy(update={"data": tiny_params.data.model_copy(update={"seed": 1})})
+    run_generate(other, tmp_path / "data")
+    assert (tmp_path / "data" / PROMPTS).read_bytes() != (tiny_data / PROMPTS).read_bytes()
+
+
+def test_a_scale_beyond_the_world_fails_clearly(tmp_path: Path, tiny_params: Params, monkeypatch) -> None:
+    from components.world import generate
+
+    one_prompt = generate.BUILDERS["Summarization"][0](generate.build_world(0), random.Random(0))
+    monkeypatch.setattr(generate, "file_sizes", lambda scale: {DEMONSTRATIONS: 0, COMPARISONS: 0, PROMPTS: 100})
+    monkeypatch.setattr(generate, "BUILDERS", {**generate.BUILDERS, "Summarization": [lambda w, r: one_prompt]})
+    with pytest.raises(ValueError, match="ran out of unique"):
+        run_generate(tiny_params, tmp_path / "data")
+    assert not (tmp_path / "data").exists(), "nothing half-written"
+
+
+@pytest.mark.skipif(not os.environ.get("INSTRUCTFLOW_SLOW"), reason="scale 1.0 takes ~1 min; set INSTRUCTFLOW_SLOW=1")
+def test_full_scale_world_has_enough_unique_prompts(tmp_path: Path) -> None:
+    from components.params import load_params
+
+    stats = run_generate(load_params(None, ["data.scale=1.0", "data.corpus_docs=10"]), tmp_path / "data")
+    assert stats["records"][PROMPTS] == 50525

@@ -85,8 +85,11 @@ def test_dvc_repro_runs_the_pipeline_and_then_skips(tmp_path: Path, tiny_data: P
     assert metrics["artifacts/metrics/validate.json"]["data"]["success"] is True
     assert metrics["artifacts/metrics/prepare.json"]["data"]["splits_valid"] is True
 
-    (repo / "params.yaml").write_text(
-        (repo / "params.yaml").read_text().replace("seed: 0\n  train", "seed: 7\n  train")
-    )
-    changed = run(["dvc", "repro"], repo).stdout
+    # An experiment: only prepare's params change, so validate is not rerun.
+    before = (repo / "artifacts" / "metrics" / "prepare.json").read_text()
+    changed = run(["dvc", "exp", "run", "-S", "prepare.seed=7"], repo).stdout
     assert "Running stage 'prepare'" in changed and "Running stage 'validate'" not in changed
+    assert (repo / "artifacts" / "metrics" / "prepare.json").read_text() != before
+    # `-S` writes floats such as 2e-05, which YAML reads back as a string: params still parse.
+    run(["dvc", "exp", "run", "-S", "validate.kl_threshold=2e-05"], repo)
+    assert "2e-05" in (repo / "params.yaml").read_text()

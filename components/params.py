@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -70,11 +70,85 @@ class PrepareParams(Section):
         return self
 
 
+class ModelParams(Section):
+    """The base model: a Hugging Face id or local folder, or (null) the tiny GPT pretrained here."""
+
+    base: str | None = None
+    vocab_size: int = Field(1024, ge=300)
+    n_layer: int = Field(2, ge=1)
+    n_embd: int = Field(128, ge=8)
+    n_head: int = Field(4, ge=1)
+    context: int = Field(192, ge=16, description="max tokens per sequence")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ModelParams:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        return self
+
+
+class ResourcesParams(Section):
+    """Where and how the training stages run."""
+
+    num_processes: int = Field(1, ge=1, description=">1 runs the stage under `accelerate launch`")
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    threads: int = Field(1, ge=1, description="torch threads per process (1 is fastest for tiny models)")
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: object) -> object:
+        # `dvc exp run -S` rewrites params.yaml with a YAML 1.2 writer that leaves `no` unquoted,
+        # which YAML 1.1 readers (PyYAML) then read as False.
+        return "no" if value is False else value
+
+
+class TrainParams(Section):
+    """What every trainer shares: the training core's knobs."""
+
+    seed: int = 0
+    epochs: int = Field(1, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(16, ge=1, description="examples per optimizer step (prompts for the RM)")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine decay ends at this share of lr")
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(1.0, ge=0, description="0 turns clipping off")
+    checkpoint_every: int = Field(0, ge=0, description="full-state checkpoint every N steps (0: each epoch)")
+    log_every: int = Field(10, ge=1)
+
+
+class PretrainParams(TrainParams):
+    """Pretraining the tiny base model; the tokenizer is trained first, in the same stage."""
+
+
+class SFTParams(TrainParams):
+    dropout: float = Field(0.2, ge=0, lt=1, description="residual dropout (0.2 in the paper)")
+    eval_prompts: int = Field(200, ge=1, description="test prompts answered for gold_score")
+    max_new_tokens: int = Field(48, ge=1)
+
+
+class RMParams(TrainParams):
+    init: Literal["sft", "base"] = "sft"
+    eval_comparisons: int = Field(0, ge=0, description="held-out comparisons scored (0: all)")
+
+
+class SelectSFTParams(Section):
+    prompts: int = Field(128, ge=1, description="validation prompts answered per SFT checkpoint")
+    max_new_tokens: int = Field(48, ge=1)
+
+
 class Params(Section):
     data: DataParams = DataParams()
     labeler: LabelerParams = LabelerParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
     prepare: PrepareParams = PrepareParams()
+    model: ModelParams = ModelParams()
+    resources: ResourcesParams = ResourcesParams()
+    pretrain: PretrainParams = PretrainParams()
+    sft: SFTParams = SFTParams()
+    rm: RMParams = RMParams()
+    select_sft: SelectSFTParams = SelectSFTParams()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

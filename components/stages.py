@@ -21,23 +21,48 @@ ARTIFACTS = Path("artifacts")
 METRICS = ARTIFACTS / "metrics"
 SPLITS_DIR = ARTIFACTS / "data"
 VALIDATION_DOCS = ARTIFACTS / "validation"
+MODELS = ARTIFACTS / "models"
+CHECKPOINTS = ARTIFACTS / "checkpoints"  # full training state for resume; not a DVC output
 
 
 class StageError(RuntimeError):
     """A stage refused to run or failed in a way the user must act on (exit code 1)."""
 
 
+Body = Callable[[Params, Path, "object"], dict]  # (params, project root, tracker) -> metrics
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
-    run: Callable[[Params, Path], dict]  # (params, project root) -> metrics
+    body: Body
     deps: tuple[str, ...]
     outs: tuple[str, ...]
     params: tuple[str, ...]  # params.yaml sections
+    trains: bool = False  # a training stage: MLflow run, may run under `accelerate launch`
 
     @property
     def metrics(self) -> str:
         return str(METRICS / f"{self.name}.json")
+
+    def run(self, params: Params, root: Path) -> dict:
+        """Run the stage in this process and write its metrics file (main process only)."""
+        from components.tracking import Tracker, is_main_process, stage_run
+
+        if not self.trains:
+            return self.body(params, root, Tracker(active=False))
+        from components.launch import inside_launch, launch
+
+        if params.resources.num_processes > 1 and not inside_launch():
+            return launch(self.name, params, root, root / self.metrics)
+        tree = params.model_dump(by_alias=True)
+        with stage_run(self.name, {k: tree[k] for k in self.params}, root) as tracker:
+            metrics = self.body(params, root, tracker)
+            tracker.log({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+            if is_main_process():
+                write_json(root / self.metrics, metrics)
+                tracker.log_artifact(root / self.metrics)
+        return metrics
 
 
 def data_fingerprint(data: Path) -> str:
@@ -50,7 +75,7 @@ def data_fingerprint(data: Path) -> str:
     return digest.hexdigest()
 
 
-def run_validate_stage(params: Params, root: Path) -> dict:
+def validate_body(params: Params, root: Path, tracker: object) -> dict:
     from components.validate import run_validate
 
     metrics_path = root / METRICS / "validate.json"
@@ -74,7 +99,7 @@ def require_valid(root: Path) -> None:
         raise StageError(f"{root / DATA} changed since it was validated: run the validate stage again")
 
 
-def run_prepare_stage(params: Params, root: Path) -> dict:
+def prepare_body(params: Params, root: Path, tracker: object) -> dict:
     from components.prepare import run_prepare
 
     require_valid(root)
@@ -83,22 +108,96 @@ def run_prepare_stage(params: Params, root: Path) -> dict:
     return metrics
 
 
+def pretrain_body(params: Params, root: Path, tracker) -> dict:
+    from components.pretrain import run_pretrain
+
+    return run_pretrain(params, root / SPLITS_DIR, root / MODELS / "base", root / CHECKPOINTS / "pretrain", tracker)
+
+
+def sft_body(params: Params, root: Path, tracker) -> dict:
+    from components.sft import run_sft
+
+    return run_sft(
+        params, root / DATA, root / SPLITS_DIR, root / MODELS / "base", root / MODELS / "sft",
+        root / CHECKPOINTS / "sft", tracker,
+    )  # fmt: skip
+
+
+def last_sft_epoch(root: Path) -> Path:
+    epochs = sorted((root / MODELS / "sft").glob("epoch-*"))
+    if not epochs:
+        raise StageError(f"{root / MODELS / 'sft'}: no SFT checkpoints; run the sft stage first")
+    return epochs[-1]
+
+
+def rm_body(params: Params, root: Path, tracker) -> dict:
+    from components.rm import run_rm
+
+    init = last_sft_epoch(root) if params.rm.init == "sft" else root / MODELS / "base"
+    return run_rm(
+        params, root / DATA, root / SPLITS_DIR, init, root / MODELS / "rm", root / CHECKPOINTS / "rm", tracker
+    )
+
+
+def select_sft_body(params: Params, root: Path, tracker) -> dict:
+    from components.select_sft import run_select_sft
+
+    metrics = run_select_sft(
+        params, root / DATA, root / SPLITS_DIR, root / MODELS / "sft", root / MODELS / "rm", tracker
+    )
+    metrics["selected_path"] = str(MODELS / "sft" / metrics["selected"])  # relative: the project may move
+    return metrics
+
+
+SPLIT_FILES = str(SPLITS_DIR)
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
         Stage(
             "validate",
-            run_validate_stage,
+            validate_body,
             deps=(str(DATA), "components/validate.py"),
             outs=(str(VALIDATION_DOCS),),
             params=("validate",),
         ),
         Stage(
             "prepare",
-            run_prepare_stage,
+            prepare_body,
             deps=(str(DATA), str(METRICS / "validate.json"), "components/prepare.py"),
-            outs=(str(SPLITS_DIR),),
+            outs=(SPLIT_FILES,),
             params=("prepare", "validate"),
+        ),
+        Stage(
+            "pretrain",
+            pretrain_body,
+            deps=(SPLIT_FILES, "components/pretrain.py", "components/model.py", "components/training.py"),
+            outs=(str(MODELS / "base"),),
+            params=("model", "pretrain", "resources"),
+            trains=True,
+        ),
+        Stage(
+            "sft",
+            sft_body,
+            deps=(SPLIT_FILES, str(MODELS / "base"), "components/sft.py", "components/training.py"),
+            outs=(str(MODELS / "sft"),),
+            params=("sft", "resources"),
+            trains=True,
+        ),
+        Stage(
+            "rm",
+            rm_body,
+            deps=(SPLIT_FILES, str(MODELS / "sft"), str(MODELS / "base"), "components/rm.py", "components/training.py"),
+            outs=(str(MODELS / "rm"),),
+            params=("rm", "resources"),
+            trains=True,
+        ),
+        Stage(
+            "select_sft",
+            select_sft_body,
+            deps=(SPLIT_FILES, str(MODELS / "sft"), str(MODELS / "rm"), "components/select_sft.py"),
+            outs=(),
+            params=("select_sft",),
+            trains=True,
         ),
     )
 }

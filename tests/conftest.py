@@ -36,3 +36,27 @@ def tiny_data(tiny_params: Params, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("tiny") / "data"
     run_generate(tiny_params, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def prepared_root(tiny_data: Path, tiny_params: Params, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder with the tiny data validated and split: what the training stages start from."""
+    import shutil
+
+    from components.stages import STAGES
+
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(tiny_data, root / "data")
+    for name in ("validate", "prepare"):
+        STAGES[name].run(tiny_params, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_root(prepared_root: Path, tiny_params: Params) -> Path:
+    """The tiny profile's pretrain, sft, rm and select_sft stages run once, tracked in a real MLflow store."""
+    from components.stages import STAGES
+
+    for name in ("pretrain", "sft", "rm", "select_sft"):
+        STAGES[name].run(tiny_params, prepared_root)
+    return prepared_root

@@ -45,3 +45,9 @@ def test_invalid_values_name_the_key() -> None:
         load_params(None, ["data.k_min=5", "data.k_max=4"])
     with pytest.raises(ParamsError, match="key=value"):
         parse_override("data.scale")
+
+
+def test_an_unquoted_no_written_by_dvc_reads_as_no(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("resources:\n  mixed_precision: no\n")  # PyYAML reads this as False
+    assert load_params(path).resources.mixed_precision == "no"

@@ -11,7 +11,7 @@ from components.io import read_jsonl
 from components.params import Params
 from components.prepare import run_prepare, split_of
 from components.schema import KINDS, SPLITS, prompt_text
-from components.stages import StageError, run_prepare_stage, run_validate_stage
+from components.stages import STAGES, StageError
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +58,14 @@ def test_prepare_refuses_data_that_was_not_validated(tiny_data: Path, tiny_param
     root = tmp_path
     shutil.copytree(tiny_data, root / "data")
     with pytest.raises(StageError, match="run `instructflow validate`"):
-        run_prepare_stage(tiny_params, root)
-    run_validate_stage(tiny_params, root)
-    run_prepare_stage(tiny_params, root)
+        STAGES["prepare"].run(tiny_params, root)
+    STAGES["validate"].run(tiny_params, root)
+    STAGES["prepare"].run(tiny_params, root)
     assert (root / "artifacts" / "data" / "train" / "prompts.jsonl").exists()
     with open(root / "data" / "prompts.jsonl", "a", encoding="utf-8") as f:  # data changes after validation
         f.write('{"id": "late", "user_id": "u", "category": "Chat", "messages": [{"role": "user", "content": "hi"}]}\n')
     with pytest.raises(StageError, match="changed since it was validated"):
-        run_prepare_stage(tiny_params, root)
+        STAGES["prepare"].run(tiny_params, root)
 
 
 def test_failed_validation_stops_the_pipeline(tiny_data: Path, tiny_params: Params, tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_failed_validation_stops_the_pipeline(tiny_data: Path, tiny_params: Para
     with open(tmp_path / "data" / "demonstrations.jsonl", "a", encoding="utf-8") as f:
         f.write('{"id": "bad", "user_id": "u", "category": "Poetry", "messages": [], "completion": ""}\n')
     with pytest.raises(StageError, match="validation failed"):
-        run_validate_stage(tiny_params, tmp_path)
+        STAGES["validate"].run(tiny_params, tmp_path)
     with pytest.raises(StageError, match="last validation failed"):
-        run_prepare_stage(tiny_params, tmp_path)
+        STAGES["prepare"].run(tiny_params, tmp_path)
     assert not (tmp_path / "artifacts" / "data").exists()

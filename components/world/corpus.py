@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from components.world.kb import ANIMALS, COLOURS, FOODS, KINDS, OBJECTS, World
+from components.world.kb import ANIMALS, COLOURS, DAYS, FOODS, KINDS, OBJECTS, World
 from components.world.tasks import CONTEXT_FACTS, QUESTIONS, join_items
 
 
@@ -84,7 +84,47 @@ def animals(w: World, r: random.Random) -> str:
     return f"The {r.choice(COLOURS)} {r.choice(ANIMALS)} ate some {r.choice(FOODS)} near the {r.choice(OBJECTS)}."
 
 
-DOCS = [facts, facts, facts, story, review, questions, dialogue, arithmetic, lists, passage, animals]
+def letter(w: World, r: random.Random) -> str:
+    a, b = w.two_people(r)
+    return r.choice(
+        [
+            f"Dear {b.name}, thank you for the {a.food}. It was delicious! See you in {a.home}. Love, {a.name}",
+            f"Dear {b.name}, please come to my party in {a.home} on {r.choice(DAYS)}. See you there! {a.name}",
+            f"Hello {b.name}, could you please lend me the {r.choice(COLOURS)} {r.choice(OBJECTS)}? Thanks, {a.name}",
+        ]
+    )
+
+
+def poem(w: World, r: random.Random) -> str:
+    colour, animal = r.choice(COLOURS), r.choice(ANIMALS)
+    return f"A poem. The {colour} {animal} runs all day, and then it sleeps the night away. It does not say a word."
+
+
+def diary(w: World, r: random.Random) -> str:
+    p = w.person(r)
+    verbs = r.sample(["found", "saw", "took", "bought", "painted", "carried", "dropped", "washed", "sold", "hid"], 2)
+    return (
+        f"Diary of {p.name}. Yesterday I {verbs[0]} a {r.choice(OBJECTS)} and {verbs[1]} a {r.choice(OBJECTS)}. "
+        f"Today I walked {r.randint(2, 9)} miles around {p.home}. I never moved away from {p.home}."
+    )
+
+
+DOCS = [
+    facts,
+    facts,
+    facts,
+    story,
+    review,
+    questions,
+    dialogue,
+    arithmetic,
+    lists,
+    passage,
+    animals,
+    letter,
+    poem,
+    diary,
+]
 
 
 def corpus(w: World, r: random.Random, n: int) -> list[dict]:

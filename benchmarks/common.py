@@ -1,0 +1,60 @@
+"""Shared set-up for the benchmarks: the default tiny GPT and a timer. Each script prints one JSON line."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+
+from components.params import load_params
+
+
+def default_model(kind: str = "lm"):
+    """The default params' model shape, randomly initialised (speed does not depend on the weights)."""
+    from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+
+    params = load_params("params.yaml")
+    torch.set_num_threads(params.resources.threads)
+    m = params.model
+    config = GPT2Config(
+        vocab_size=m.vocab_size,
+        n_positions=m.context,
+        n_embd=m.n_embd,
+        n_layer=m.n_layer,
+        n_head=m.n_head,
+        num_labels=1,
+        pad_token_id=0,
+    )
+    torch.manual_seed(0)
+    return (GPT2ForSequenceClassification if kind == "rm" else GPT2LMHeadModel)(config), params
+
+
+def timed(step: Callable[[], int], warmup: int = 2, repeats: int = 10) -> tuple[float, int]:
+    """(seconds, units) over `repeats` calls of step() after `warmup` calls; step returns units done."""
+    for _ in range(warmup):
+        step()
+    start, units = time.perf_counter(), 0
+    for _ in range(repeats):
+        units += step()
+    return time.perf_counter() - start, units
+
+
+def report(name: str, value: float, unit: str, **extra: object) -> None:
+    print(
+        json.dumps(
+            {
+                "benchmark": name,
+                "value": round(value, 2),
+                "unit": unit,
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "machine": platform.machine(),
+                "cpus": os.cpu_count(),
+                **extra,
+            }
+        )
+    )

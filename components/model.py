@@ -1,0 +1,160 @@
+"""Models and tokenizers: the tiny base model, loading a local Hugging Face model, the chat
+template, and the reward model (a scalar head on the last non-pad token, plus the
+normalisation bias that makes labeler demonstrations score mean 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network at run time: local directories only
+
+from transformers import (  # noqa: E402
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+from components.io import atomic_path  # noqa: E402
+from components.params import ModelParams  # noqa: E402
+from components.tracking import is_main_process  # noqa: E402
+
+hf_logging.disable_progress_bar()
+
+PAD, DOC, END = "<|pad|>", "<|endoftext|>", "<|end|>"
+ROLE_TOKENS = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+# Each turn is "<|role|>\n content <|end|>\n"; a prompt ends with "<|assistant|>\n" and the
+# answer ends with <|end|>, the end-of-sequence token a policy must learn to produce.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] + '<|end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+# For a local model whose tokenizer has no template: plain-text markers, no new tokens.
+PLAIN_TEMPLATE = (
+    "{% for m in messages %}{{ '### ' + m['role'] + ':\\n' + m['content'] + eos_token + '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '### assistant:\\n' }}{% endif %}"
+)
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer (as GPT-2's) with the chat special tokens and template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = [PAD, DOC, END, *ROLE_TOKENS.values()]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=END, bos_token=DOC)
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def tiny_gpt(tokenizer: PreTrainedTokenizerBase, params: ModelParams) -> GPT2LMHeadModel:
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=params.context,
+        n_embd=params.n_embd,
+        n_layer=params.n_layer,
+        n_head=params.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def load_tokenizer(path: Path | str) -> PreTrainedTokenizerBase:
+    """A tokenizer from a local folder, with a pad token and a chat template guaranteed."""
+    tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not tok.chat_template:
+        tok.chat_template = PLAIN_TEMPLATE
+    return tok
+
+
+def set_dropout(model: torch.nn.Module, p: float) -> None:
+    """Residual (and attention/embedding) dropout for SFT; 0 for RM scoring and PPO."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+
+
+def load_causal_lm(path: Path | str, dropout: float = 0.0) -> PreTrainedModel:
+    model = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
+    set_dropout(model, dropout)
+    return model
+
+
+def save_pretrained(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out: Path, **extra: object) -> None:
+    """Hugging Face folder (safetensors), written to a temporary path and renamed into place.
+
+    Only the main process writes (under `accelerate launch` every process holds the same weights).
+    """
+    if not is_main_process():
+        return
+    with atomic_path(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if extra:
+            (tmp / "instructflow.json").write_text(json.dumps(extra, indent=2, sort_keys=True), encoding="utf-8")
+
+
+# --- the reward model ----------------------------------------------------------------------
+
+
+def reward_model_from(path: Path | str, pad_token_id: int) -> PreTrainedModel:
+    """A sequence-scoring model initialised from an LM folder: its backbone plus a new scalar head.
+
+    The HF *ForSequenceClassification classes pool at the last non-pad token, as the paper's RM does.
+    """
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(path), num_labels=1, use_safetensors=True, trust_remote_code=False, pad_token_id=pad_token_id
+    )
+    model.config.pad_token_id = pad_token_id
+    set_dropout(model, 0.0)
+    return model
+
+
+class RewardModel(torch.nn.Module):
+    """A loaded reward model: r(x, y) = head(h_last) + bias, the bias saved in config.reward_bias.
+
+    Every loader of ours applies the bias; it makes labeler demonstrations score mean 0.
+    """
+
+    def __init__(self, model: PreTrainedModel):
+        super().__init__()
+        self.model = model
+
+    @property
+    def bias(self) -> float:
+        return float(getattr(self.model.config, "reward_bias", 0.0))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return logits.squeeze(-1) + self.bias
+
+
+def load_reward_model(path: Path | str) -> tuple[RewardModel, PreTrainedTokenizerBase]:
+    model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
+    set_dropout(model, 0.0)
+    return RewardModel(model).eval(), load_tokenizer(path)

@@ -1,0 +1,99 @@
+"""The `sft` stage: supervised fine-tuning on labeler demonstrations.
+
+Loss on the completion tokens only, residual dropout, cosine decay to 10% of the peak, a
+Hugging Face checkpoint per epoch (select_sft later picks one by reward-model score).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from components.generation import answer
+from components.gold import gold_scores, load_gold, mean
+from components.io import read_jsonl
+from components.model import load_causal_lm, load_tokenizer, save_pretrained, set_dropout
+from components.params import Params
+from components.pretrain import lm_step
+from components.text import collate_lm, lm_loss, sft_example
+from components.tracking import Tracker
+from components.training import fingerprint, fit
+
+
+def epoch_dir(out: Path, epoch: int) -> Path:
+    return out / f"epoch-{epoch + 1:02d}"
+
+
+def examples(tok, records: list[dict], max_len: int) -> list[dict]:
+    return [sft_example(tok, r["messages"], r["completion"], max_len) for r in records]
+
+
+@torch.no_grad()
+def completion_loss(model: torch.nn.Module, rows: list[dict], pad_id: int, batch_size: int = 32) -> float:
+    """Mean loss per completion token on held-out demonstrations."""
+    model.eval()
+    total = count = 0.0
+    for i in range(0, len(rows), batch_size):
+        batch = collate_lm(rows[i : i + batch_size], pad_id)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss, n = lm_loss(logits, batch["labels"])
+        total, count = total + loss.item() * n, count + n
+    return total / max(count, 1)
+
+
+def gold_score_of(model, tok, records: list[dict], gold, max_new_tokens: int) -> float | None:
+    if gold is None:
+        return None
+    return mean(gold_scores(gold, records, answer(model, tok, [r["messages"] for r in records], max_new_tokens)))
+
+
+def run_sft(params: Params, data: Path, splits: Path, base: Path, out: Path, run_dir: Path, tracker: Tracker) -> dict:
+    p = params.sft
+    tok = load_tokenizer(base)
+    torch.manual_seed(p.seed)
+    model = load_causal_lm(base, dropout=p.dropout)
+    context = model.config.n_positions if hasattr(model.config, "n_positions") else params.model.context
+    train = examples(tok, read_jsonl(splits / "train" / "demonstrations.jsonl"), context)
+    valid = examples(tok, read_jsonl(splits / "valid" / "demonstrations.jsonl"), context)
+
+    def save_epoch(epoch: int, trained: torch.nn.Module) -> dict[str, float]:
+        set_dropout(trained, 0.0)
+        save_pretrained(trained, tok, epoch_dir(out, epoch), epoch=epoch + 1)
+        metrics = {"valid_loss": completion_loss(trained, valid, tok.pad_token_id)}
+        set_dropout(trained, p.dropout)
+        return metrics
+
+    def step(m: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, numbers = lm_step(m, batch)
+        return loss, {**numbers, "tokens": int(batch["attention_mask"].sum())}
+
+    key = fingerprint(p, train, base)
+    model, result = fit(
+        model,
+        train,
+        partial(collate_lm, pad_id=tok.pad_token_id),
+        step,
+        p,
+        params.resources,
+        run_dir,
+        tracker,
+        key,
+        on_epoch_end=save_epoch,
+        desc="sft",
+        lengths=[len(e["input_ids"]) for e in train],
+    )
+    set_dropout(model, 0.0)
+    test = read_jsonl(splits / "test" / "prompts.jsonl")[: p.eval_prompts]
+    gold = load_gold(data)
+    base_model = load_causal_lm(base)
+    return {
+        "valid_loss": completion_loss(model, valid, tok.pad_token_id),
+        "gold_score": gold_score_of(model, tok, test, gold, p.max_new_tokens),
+        "base_gold_score": gold_score_of(base_model, tok, test, gold, p.max_new_tokens),
+        "tokens_per_second": result.tokens_per_second,
+        "epochs": p.epochs,
+        "seconds": result.seconds,
+        "valid_loss_by_epoch": [h["valid_loss"] for h in result.history if "valid_loss" in h],
+    }

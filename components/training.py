@@ -1,0 +1,241 @@
+"""The training core: one loop for pretraining, SFT and the reward model (and PPO's updates).
+
+AdamW (betas 0.9/0.95), cosine decay to `min_lr_ratio` of the peak after a linear warmup,
+gradient clipping and accumulation, mixed precision, all through accelerate so the same
+loop runs on one CPU, two gloo processes or many GPUs. Full-state checkpoints (model,
+optimizer, scheduler, RNG, step) make a stopped run end with the same weights as an
+uninterrupted one. A trainer supplies the dataset, the collate function and the loss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from components.params import ResourcesParams, TrainParams
+from components.tracking import Tracker
+
+# loss_fn(model, batch) -> (loss to minimise, numbers to log; "tokens" and "examples" count throughput)
+LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
+EpochEnd = Callable[[int, torch.nn.Module], dict[str, float] | None]
+
+
+class Interrupted(RuntimeError):
+    """Raised by `stop_after` to simulate a crash (tests of resume)."""
+
+
+@dataclass
+class FitResult:
+    steps: int
+    last_loss: float
+    seconds: float
+    tokens_per_second: float
+    examples_per_second: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def lr_lambda(step: int, total: int, warmup: int, floor: float) -> float:
+    """Multiplier of the peak lr: linear warmup from 1/10, then cosine from 1 down to `floor`."""
+    if warmup and step < warmup:
+        return 0.1 + 0.9 * step / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_accelerator(params: TrainParams, resources: ResourcesParams) -> Accelerator:
+    torch.set_num_threads(resources.threads)
+    return Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=resources.mixed_precision,
+        gradient_accumulation_steps=params.grad_accum,
+    )
+
+
+def epoch_order(n: int, lengths: Sequence[int] | None, batch_size: int, seed: int) -> list[int]:
+    """A seeded shuffle; with lengths, each global batch holds examples of similar length.
+
+    Grouping by length (as HF's LengthGroupedSampler does) cuts padding: shuffle, sort within
+    windows of 32 batches, cut into batches, shuffle the batches. Batches are cut at the global
+    batch size, so the same examples meet in a batch whatever the number of processes.
+    """
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=g).tolist()
+    if lengths is None:
+        return order
+    window = batch_size * 32
+    batches = []
+    for start in range(0, n, window):
+        chunk = sorted(order[start : start + window], key=lambda i: -lengths[i])
+        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
+    return [i for b in torch.randperm(len(batches), generator=g).tolist() for i in batches[b]]
+
+
+def epoch_loader(
+    dataset: Sequence, lengths: Sequence[int] | None, params: TrainParams, epoch: int, collate: Callable, micro: int
+) -> DataLoader:
+    """This epoch's batches in a seeded order that a resumed run reproduces exactly."""
+    order = epoch_order(len(dataset), lengths, params.batch_size, params.seed * 100_003 + epoch)
+    # Its own generator: creating the iterator then draws no global RNG, which dropout must replay on resume.
+    return DataLoader(
+        Subset(dataset, order), batch_size=micro, shuffle=False, collate_fn=collate, generator=torch.Generator()
+    )
+
+
+def fingerprint(*parts: Any) -> str:
+    """What a checkpoint belongs to: params, the training examples, the files training started from.
+
+    A checkpoint from another config, other data or another initial model is never resumed.
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            for file in sorted(part.glob("*.safetensors")) if part.is_dir() else [part]:
+                digest.update(file.read_bytes())
+        else:
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+class Checkpoints:
+    """Full training state under DIR/state, tagged with a fingerprint of what is being trained."""
+
+    def __init__(self, folder: Path, fingerprint: str):
+        self.folder, self.fingerprint = folder / "state", fingerprint
+
+    def load(self, accelerator: Accelerator) -> dict[str, int]:
+        meta = self.folder / "trainer_state.json"
+        if not meta.exists():
+            return {"step": 0, "epoch": 0, "batch": 0}
+        state = json.loads(meta.read_text())
+        if state.get("fingerprint") != self.fingerprint:  # another config or data: start over
+            if accelerator.is_main_process:
+                shutil.rmtree(self.folder, ignore_errors=True)
+            accelerator.wait_for_everyone()
+            return {"step": 0, "epoch": 0, "batch": 0}
+        accelerator.load_state(str(self.folder))
+        return {k: state[k] for k in ("step", "epoch", "batch")}
+
+    def save(self, accelerator: Accelerator, step: int, epoch: int, batch: int) -> None:
+        accelerator.wait_for_everyone()
+        tmp = self.folder.with_name("state.tmp")
+        accelerator.save_state(str(tmp))
+        if accelerator.is_main_process:
+            meta = {"fingerprint": self.fingerprint, "step": step, "epoch": epoch, "batch": batch}
+            (tmp / "trainer_state.json").write_text(json.dumps(meta))
+            shutil.rmtree(self.folder, ignore_errors=True)
+            tmp.rename(self.folder)
+        accelerator.wait_for_everyone()
+
+    def clear(self, accelerator: Accelerator) -> None:
+        """A finished run needs no resume point: the next run with the same inputs trains afresh."""
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def fit(
+    model: torch.nn.Module,
+    dataset: Sequence,
+    collate: Callable,
+    loss_fn: LossFn,
+    params: TrainParams,
+    resources: ResourcesParams,
+    run_dir: Path,
+    tracker: Tracker,
+    fingerprint: str,
+    on_epoch_end: EpochEnd | None = None,
+    stop_after: int | None = None,
+    desc: str = "train",
+    lengths: Sequence[int] | None = None,
+) -> tuple[torch.nn.Module, FitResult]:
+    """Train `model` on `dataset` for params.epochs; resume from run_dir if a matching checkpoint exists.
+
+    `lengths` (tokens per example) groups similar lengths into a batch to cut padding.
+    """
+    set_seed(params.seed)
+    accelerator = make_accelerator(params, resources)
+    # Process i takes the i-th of each N consecutive micro-batches, so N processes together see the
+    # same global batch, in the same order, as one process does (and DDP averages their gradients).
+    micro = params.batch_size // (params.grad_accum * accelerator.num_processes)
+    if micro * params.grad_accum * accelerator.num_processes != params.batch_size:
+        raise ValueError(
+            f"batch_size {params.batch_size} must split evenly into grad_accum {params.grad_accum} "
+            f"x {accelerator.num_processes} processes"
+        )
+    steps_per_epoch = math.ceil(len(dataset) / params.batch_size)
+    total = steps_per_epoch * params.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, betas=(0.9, 0.95), weight_decay=params.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_lambda(s, total, params.warmup_steps, params.min_lr_ratio)
+    )
+    # The schedule stays ours: accelerate would step a prepared one once per process per step.
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(schedule)
+    checkpoints = Checkpoints(run_dir, fingerprint)
+    start = checkpoints.load(accelerator)
+    step, history, last_loss = start["step"], [], float("nan")
+    tokens = examples = 0
+    began = time.perf_counter()
+    bar = tqdm(total=total, initial=step, desc=desc, disable=not accelerator.is_main_process, dynamic_ncols=True)
+    model.train()
+    for epoch in range(start["epoch"], params.epochs):
+        loader = accelerator.prepare(epoch_loader(dataset, lengths, params, epoch, collate, micro))
+        skip = start["batch"] if epoch == start["epoch"] else 0
+        batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+        for index, batch in enumerate(batches, start=skip):
+            with accelerator.accumulate(model):
+                loss, numbers = loss_fn(model, batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and params.grad_clip:
+                    accelerator.clip_grad_norm_(model.parameters(), params.grad_clip)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    schedule.step()
+                optimizer.zero_grad()
+            tokens += numbers.get("tokens", 0)
+            examples += numbers.get("examples", 0)
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            last_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
+            bar.update(1)
+            bar.set_postfix(loss=f"{last_loss:.3f}")
+            if step % params.log_every == 0 or step == total:
+                row = {"loss": last_loss, "lr": schedule.get_last_lr()[0], "epoch": epoch, **numbers}
+                history.append({"step": step, **row})
+                tracker.log({f"train/{k}": v for k, v in row.items()}, step=step)
+            if params.checkpoint_every and step % params.checkpoint_every == 0:
+                checkpoints.save(accelerator, step, epoch, index + 1)
+            if stop_after is not None and step >= stop_after:
+                bar.close()
+                raise Interrupted(f"stopped after step {step}")
+        if on_epoch_end is not None:  # before the checkpoint: a crash in it redoes it on resume
+            model.eval()
+            extra = on_epoch_end(epoch, accelerator.unwrap_model(model))
+            model.train()
+            if extra:
+                tracker.log(extra, step=step)
+                history.append({"step": step, "epoch": epoch, **extra})
+        checkpoints.save(accelerator, step, epoch + 1, 0)
+    bar.close()
+    checkpoints.clear(accelerator)
+    seconds = time.perf_counter() - began
+    n = accelerator.num_processes
+    result = FitResult(
+        step, last_loss, seconds, tokens * n / max(seconds, 1e-9), examples * n / max(seconds, 1e-9), history
+    )
+    model.eval()
+    return accelerator.unwrap_model(model), result

@@ -1,0 +1,119 @@
+"""The training stages on the tiny profile: outputs, metrics, MLflow runs, the reward bias."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from components.io import read_jsonl
+from components.model import load_causal_lm, load_reward_model, load_tokenizer, tiny_gpt, train_tokenizer
+from components.params import Params
+from components.rm import score
+from components.stages import STAGES
+
+
+def metrics(root: Path, stage: str) -> dict:
+    return json.loads((root / "artifacts" / "metrics" / f"{stage}.json").read_text())
+
+
+def test_stage_metrics_have_the_promised_keys(trained_root: Path) -> None:
+    assert {"loss", "tokens_per_second"} <= metrics(trained_root, "pretrain").keys()
+    assert {"valid_loss", "gold_score", "base_gold_score", "tokens_per_second"} <= metrics(trained_root, "sft").keys()
+    rm = metrics(trained_root, "rm")
+    assert {
+        "accuracy",
+        "gold_accuracy",
+        "demo_mean_reward",
+        "comparisons_per_second",
+        "completions_per_second",
+    } <= rm.keys()
+    assert 0 <= rm["accuracy"] <= 1 and 0 <= rm["gold_accuracy"] <= 1
+    select = metrics(trained_root, "select_sft")
+    best = max(select["scores"].values(), key=lambda s: s["rm_score"])
+    assert select["scores"][select["selected"]] == best and (trained_root / select["selected_path"]).is_dir()
+
+
+def test_models_are_hugging_face_folders_with_safetensors(trained_root: Path, tiny_params: Params) -> None:
+    models = trained_root / "artifacts" / "models"
+    assert sorted(p.name for p in (models / "sft").iterdir()) == [
+        f"epoch-{e:02d}" for e in range(1, tiny_params.sft.epochs + 1)
+    ]
+    for folder in (models / "base", models / "sft" / "epoch-01", models / "rm"):
+        assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
+    tok = load_tokenizer(models / "base")
+    assert tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False) == (
+        "<|user|>\nhi<|end|>\n<|assistant|>\n"
+    )
+
+
+def test_the_reward_bias_centres_demonstrations_and_every_loader_applies_it(trained_root: Path) -> None:
+    rm, tok = load_reward_model(trained_root / "artifacts" / "models" / "rm")
+    demos = read_jsonl(trained_root / "artifacts" / "data" / "train" / "demonstrations.jsonl")
+    conversations, answers = [d["messages"] for d in demos], [d["completion"] for d in demos]
+    rewards = score(rm, tok, conversations, answers, 96)
+    assert abs(sum(rewards) / len(rewards)) < 1e-4
+    raw = score(rm.model, tok, conversations, answers, 96)  # the bare HF model: no bias
+    assert rm.bias != 0 and rewards[0] == pytest.approx(raw[0] + rm.bias, abs=1e-5)
+
+
+def test_each_stage_is_a_nested_mlflow_run_with_metrics(trained_root: Path) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{trained_root / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["instructflow"], output_format="list")
+    by_stage = {r.data.tags["instructflow.stage"]: r for r in runs}
+    assert {"pretrain", "sft", "rm", "select_sft"} <= by_stage.keys()
+    assert "accuracy" in by_stage["rm"].data.metrics and "train/loss" in by_stage["sft"].data.metrics
+    client = mlflow.MlflowClient()
+    history = client.get_metric_history(by_stage["pretrain"].info.run_id, "train/loss")
+    assert len(history) >= 2 and history[0].step < history[-1].step  # metrics with steps
+
+
+def test_a_local_hugging_face_model_is_fine_tuned_instead_of_pretraining(
+    prepared_root: Path, tiny_params: Params, tmp_path: Path
+) -> None:
+    """model.base: a local folder (no hub, no remote code); its tokenizer has no chat template."""
+    local = tmp_path / "my-model"
+    tok = train_tokenizer(["Alice lives in Brindle.", "Some text about the world."] * 50, 300)
+    tok.chat_template = None
+    tiny_gpt(tok, tiny_params.model).save_pretrained(local)
+    tok.save_pretrained(local)
+    root = tmp_path / "project"
+    shutil.copytree(prepared_root / "artifacts" / "data", root / "artifacts" / "data")
+    shutil.copytree(prepared_root / "data", root / "data")
+    params = tiny_params.model_copy(update={"model": tiny_params.model.model_copy(update={"base": str(local)})})
+    params = params.model_copy(update={"sft": params.sft.model_copy(update={"epochs": 1})})
+    assert STAGES["pretrain"].run(params, root)["skipped"] is True
+    STAGES["sft"].run(params, root)
+    tuned = load_tokenizer(root / "artifacts" / "models" / "sft" / "epoch-01")
+    assert "### user:" in tuned.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
+    model = load_causal_lm(root / "artifacts" / "models" / "sft" / "epoch-01")
+    assert model.num_parameters() == load_causal_lm(local).num_parameters()
+
+
+def test_weights_load_only_from_safetensors(tmp_path: Path, tiny_params: Params) -> None:
+    """A folder with only a pickled checkpoint is refused, not unpickled."""
+    tok = train_tokenizer(["a b c"] * 20, 300)
+    model = tiny_gpt(tok, tiny_params.model)
+    model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError):
+        load_causal_lm(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_rm_stage_runs_on_two_processes_like_one(trained_root: Path, tiny_params: Params, tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(trained_root / "data", root / "data")
+    shutil.copytree(trained_root / "artifacts", root / "artifacts")
+    two = tiny_params.model_copy(update={"resources": tiny_params.resources.model_copy(update={"num_processes": 2})})
+    two_metrics = STAGES["rm"].run(two, root)
+    one = metrics(trained_root, "rm")
+    assert two_metrics["accuracy"] == pytest.approx(one["accuracy"], abs=0.05)
+    assert two_metrics["reward_bias"] == pytest.approx(one["reward_bias"], abs=1e-2)
+    assert torch.cuda.is_available() or two_metrics["comparisons_per_second"] > 0

@@ -30,16 +30,20 @@ def default_model(kind: str = "lm"):
         pad_token_id=0,
     )
     torch.manual_seed(0)
-    return (GPT2ForSequenceClassification if kind == "rm" else GPT2LMHeadModel)(config), params
+    model = (GPT2ForSequenceClassification if kind == "rm" else GPT2LMHeadModel)(config)
+    return model.to("cuda" if torch.cuda.is_available() else "cpu"), params
 
 
 def timed(step: Callable[[], int], warmup: int = 2, repeats: int = 10) -> tuple[float, int]:
     """(seconds, units) over `repeats` calls of step() after `warmup` calls; step returns units done."""
     for _ in range(warmup):
         step()
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
     start, units = time.perf_counter(), 0
     for _ in range(repeats):
         units += step()
+    sync()
     return time.perf_counter() - start, units
 
 
@@ -52,6 +56,7 @@ def report(name: str, value: float, unit: str, **extra: object) -> None:
                 "unit": unit,
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
+                "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
                 "machine": platform.machine(),
                 "cpus": os.cpu_count(),
                 **extra,

@@ -14,6 +14,7 @@ import torch
 
 from benchmarks.common import default_model, report, timed
 from components.rm import collate_comparisons, pairwise_loss
+from components.text import to_device
 
 PROMPTS, K, PROMPT_LEN, COMPLETION_LEN = 8, 6, 40, 20
 
@@ -49,8 +50,8 @@ def main() -> None:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     grouped_data = comparisons(params.model.vocab_size)
-    grouped = collate_comparisons(grouped_data, pad_id=0)
-    independent = collate_comparisons(as_independent_pairs(grouped_data), pad_id=0)
+    grouped = to_device(collate_comparisons(grouped_data, pad_id=0), model)
+    independent = to_device(collate_comparisons(as_independent_pairs(grouped_data), pad_id=0), model)
     g_seconds, g_pairs = timed(lambda: throughput(model, optimizer, grouped), repeats=5)
     i_seconds, i_pairs = timed(lambda: throughput(model, optimizer, independent), repeats=5)
     grouped_rate, independent_rate = g_pairs / g_seconds, i_pairs / i_seconds

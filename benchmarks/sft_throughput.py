@@ -18,7 +18,7 @@ def main() -> None:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, params.model.vocab_size, (BATCH, LENGTH), generator=g)
+    ids = torch.randint(0, params.model.vocab_size, (BATCH, LENGTH), generator=g).to(model.device)
     labels = ids.clone()
     labels[:, : LENGTH // 2] = -100  # prompt half masked, as in SFT
 

@@ -13,7 +13,7 @@ import torch
 from components.io import read_jsonl
 from components.model import DOC, load_causal_lm, load_tokenizer, save_pretrained, tiny_gpt, train_tokenizer
 from components.params import Params
-from components.text import lm_loss
+from components.text import lm_loss, to_device
 from components.tracking import Tracker
 from components.training import fingerprint, fit
 
@@ -58,7 +58,7 @@ def perplexity(model: torch.nn.Module, blocks: list[dict], batch_size: int = 32)
     model.eval()
     total = count = 0.0
     for i in range(0, len(blocks), batch_size):
-        batch = collate_blocks(blocks[i : i + batch_size])
+        batch = to_device(collate_blocks(blocks[i : i + batch_size]), model)
         loss, n = lm_loss(model(input_ids=batch["input_ids"]).logits, batch["labels"])
         total, count = total + loss.item() * n, count + n
     return float(torch.exp(torch.tensor(total / max(count, 1))))

@@ -21,7 +21,7 @@ from components.gold import load_gold
 from components.io import read_jsonl
 from components.model import RewardModel, load_tokenizer, reward_model_from, save_pretrained
 from components.params import Params
-from components.text import completion_ids, join, pad_right, prompt_ids
+from components.text import completion_ids, join, pad_right, prompt_ids, to_device
 from components.tracking import Tracker
 from components.training import fingerprint, fit
 from components.world.grader import grade
@@ -95,7 +95,7 @@ def score(
     rewards: list[float] = []
     for batch in chunks(rows, batch_size):
         ids, mask = pad_right(batch, tok.pad_token_id), pad_right([[1] * len(r) for r in batch], 0)
-        out = model(input_ids=ids, attention_mask=mask)
+        out = model(**to_device({"input_ids": ids, "attention_mask": mask}, model))
         rewards += (out.logits.squeeze(-1) if hasattr(out, "logits") else out).tolist()
     return rewards
 

@@ -17,7 +17,7 @@ from components.io import read_jsonl
 from components.model import load_causal_lm, load_tokenizer, save_pretrained, set_dropout
 from components.params import Params
 from components.pretrain import lm_step
-from components.text import collate_lm, lm_loss, sft_example
+from components.text import collate_lm, lm_loss, sft_example, to_device
 from components.tracking import Tracker
 from components.training import fingerprint, fit
 
@@ -36,7 +36,7 @@ def completion_loss(model: torch.nn.Module, rows: list[dict], pad_id: int, batch
     model.eval()
     total = count = 0.0
     for i in range(0, len(rows), batch_size):
-        batch = collate_lm(rows[i : i + batch_size], pad_id)
+        batch = to_device(collate_lm(rows[i : i + batch_size], pad_id), model)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         loss, n = lm_loss(logits, batch["labels"])
         total, count = total + loss.item() * n, count + n

@@ -32,7 +32,7 @@ def generate_ids(
     mask = pad_left([[1] * len(r) for r in rows], 0).to(model.device)
     if generator_seed is not None:
         torch.manual_seed(generator_seed)
-    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature else {}
+    sampling = {"temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature else {}
     out = model.generate(
         input_ids=ids,
         attention_mask=mask,

@@ -138,6 +138,47 @@ class SelectSFTParams(Section):
     max_new_tokens: int = Field(48, ge=1)
 
 
+class PPOParams(Section):
+    """PPO-ptx (step 3 of the recipe). The paper's values are in ../shared/reference/instructgpt.yaml."""
+
+    seed: int = 0
+    episodes: int = Field(4096, ge=1, description="responses sampled in all (the paper: 256k)")
+    batch_size: int = Field(64, ge=1, description="episodes per rollout batch (the paper: 512)")
+    minibatch_size: int = Field(16, ge=1, description="episodes per gradient step (the paper: 64)")
+    epochs: int = Field(1, ge=1, description="passes over each rollout batch (the paper: 1)")
+    lr: float = Field(1e-4, gt=0)
+    value_lr: float = Field(1e-4, gt=0)
+    warmup_steps: int = Field(10, ge=0, description="linear warmup from lr/10, then constant (the paper)")
+    grad_clip: float = Field(1.0, ge=0)
+    temperature: float = Field(1.0, gt=0, description="sampling temperature; log-probs use the same")
+    max_new_tokens: int = Field(48, ge=1)
+    kl_coef: float = Field(0.02, ge=0, description="beta: per-token KL penalty to the SFT policy")
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    target_kl: float | None = Field(None, gt=0, description="adaptive KL controller target (null: fixed beta)")
+    kl_horizon: int = Field(10000, ge=1)
+    max_kl: float = Field(100.0, gt=0, description="stop early when the mean KL per response exceeds this")
+    gamma: float = Field(1.0, ge=0, le=1)
+    lam: float = Field(0.95, ge=0, le=1)
+    clip: float = Field(0.2, gt=0)
+    value_clip: float = Field(0.2, gt=0)
+    vf_coef: float = Field(0.5, ge=0)
+    whiten_advantages: bool = True
+    reward_clip: float | None = Field(5.0, gt=0)
+    missing_eos_penalty: float = Field(-1.0, le=0, description="added to the score of a response with no end")
+    ptx_coef: float = Field(1.0, ge=0, description="gamma: weight of the pretraining LM loss (0: plain PPO)")
+    ptx_ratio: int = Field(1, ge=0, description="corpus blocks per episode in each minibatch (the paper: 8)")
+    ptx_block: int = Field(64, ge=8, description="tokens per corpus block")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of policy weights (the paper: 0.992)")
+    checkpoint_every: int = Field(10, ge=1, description="rollout batches between full-state checkpoints")
+    eval_prompts: int = Field(200, ge=1)
+
+    @model_validator(mode="after")
+    def _minibatches(self) -> PPOParams:
+        if self.batch_size % self.minibatch_size:
+            raise ValueError(f"batch_size {self.batch_size} must be a multiple of minibatch_size {self.minibatch_size}")
+        return self
+
+
 class Params(Section):
     data: DataParams = DataParams()
     labeler: LabelerParams = LabelerParams()
@@ -149,6 +190,7 @@ class Params(Section):
     sft: SFTParams = SFTParams()
     rm: RMParams = RMParams()
     select_sft: SelectSFTParams = SelectSFTParams()
+    ppo: PPOParams = PPOParams()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

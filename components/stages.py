@@ -149,6 +149,22 @@ def select_sft_body(params: Params, root: Path, tracker) -> dict:
     return metrics
 
 
+def selected_sft(root: Path) -> Path:
+    path = root / METRICS / "select_sft.json"
+    if not path.exists():
+        raise StageError(f"{path} not found: run the select_sft stage first")
+    return root / json.loads(path.read_text(encoding="utf-8"))["selected_path"]
+
+
+def ppo_body(params: Params, root: Path, tracker) -> dict:
+    from components.ppo import run_ppo
+
+    return run_ppo(
+        params, root / DATA, root / SPLITS_DIR, selected_sft(root), root / MODELS / "rm", root / MODELS / "ppo",
+        root / CHECKPOINTS / "ppo", root / ARTIFACTS / "plots", tracker,
+    )  # fmt: skip
+
+
 SPLIT_FILES = str(SPLITS_DIR)
 STAGES: dict[str, Stage] = {
     s.name: s
@@ -197,6 +213,21 @@ STAGES: dict[str, Stage] = {
             deps=(SPLIT_FILES, str(MODELS / "sft"), str(MODELS / "rm"), "components/select_sft.py"),
             outs=(),
             params=("select_sft",),
+            trains=True,
+        ),
+        Stage(
+            "ppo",
+            ppo_body,
+            deps=(
+                SPLIT_FILES,
+                str(MODELS / "sft"),
+                str(MODELS / "rm"),
+                str(METRICS / "select_sft.json"),
+                "components/ppo.py",
+                "components/ppo_math.py",
+            ),
+            outs=(str(MODELS / "ppo"), str(ARTIFACTS / "plots")),
+            params=("ppo", "resources"),
             trains=True,
         ),
     )

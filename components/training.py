@@ -55,12 +55,17 @@ def lr_lambda(step: int, total: int, warmup: int, floor: float) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def make_accelerator(params: TrainParams, resources: ResourcesParams) -> Accelerator:
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.AdamW:
+    """The optimizer of every trainer: AdamW with betas (0.9, 0.95), as GPT-3 and InstructGPT."""
+    return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay)
+
+
+def make_accelerator(params: TrainParams | None, resources: ResourcesParams) -> Accelerator:
     torch.set_num_threads(resources.threads)
     return Accelerator(
         cpu=not torch.cuda.is_available(),
         mixed_precision=resources.mixed_precision,
-        gradient_accumulation_steps=params.grad_accum,
+        gradient_accumulation_steps=params.grad_accum if params else 1,
     )
 
 
@@ -177,7 +182,7 @@ def fit(
         )
     steps_per_epoch = math.ceil(len(dataset) / params.batch_size)
     total = steps_per_epoch * params.epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, betas=(0.9, 0.95), weight_decay=params.weight_decay)
+    optimizer = adamw(model, params.lr, params.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_lambda(s, total, params.warmup_steps, params.min_lr_ratio)
     )

@@ -1,0 +1,391 @@
+"""The `ppo` stage: PPO-ptx, step 3 of the recipe.
+
+Policy and frozen reference start from the selected SFT checkpoint; the value model is a
+copy of the reward model (its own weights, a value per token); the reward model is frozen
+with its normalisation bias. Each iteration samples a batch of responses (left-padded
+prompts, the KV cache, the params' temperature), scores them (RM score at the last token,
+minus beta x per-token KL to the reference, a penalty without end-of-sequence), computes
+GAE advantages and runs clipped PPO updates, adding ptx_coef x the LM loss on corpus blocks
+(PPO-ptx; 0 gives plain PPO). The math is in ppo_math.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from components import ppo_math as pm
+from components.generation import generate_ids
+from components.gold import gold_scores, load_gold
+from components.io import read_jsonl
+from components.model import load_causal_lm, load_tokenizer, save_pretrained, set_dropout
+from components.params import Params, PPOParams
+from components.pretrain import collate_blocks, lm_step, pack, perplexity
+from components.text import pad_left, pad_right, prompt_ids, to_device
+from components.tracking import Tracker
+from components.training import Checkpoints, adamw, fingerprint, make_accelerator
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN or infinite: training stops rather than corrupt the policy."""
+
+
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that ignore left padding, as generate() uses them."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def lm_logits(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
+
+
+class ValueModel(torch.nn.Module):
+    """The reward model's backbone and scalar head applied at every position: a value per token."""
+
+    def __init__(self, reward_model: torch.nn.Module):
+        super().__init__()
+        self.backbone = getattr(reward_model, reward_model.base_model_prefix)
+        self.head = reward_model.score
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask)
+        ).last_hidden_state
+        return self.head(hidden).squeeze(-1)
+
+
+class EMA:
+    """Exponential moving average of the policy's weights; the saved policy when enabled."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.shadow
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.shadow = {k: v.clone() for k, v in state.items()}
+
+
+@dataclass
+class Rollout:
+    ids: torch.Tensor  # (B, Q + T): left-padded prompt, right-padded response
+    mask: torch.Tensor
+    response_mask: torch.Tensor  # (B, T)
+    query_width: int
+    logp: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    stats: dict[str, float]
+    texts: list[str]
+
+
+def response_slice(x: torch.Tensor, q: int) -> torch.Tensor:
+    """Outputs at the positions that predict response tokens (position q-1 predicts token q)."""
+    return x[:, q - 1 : -1]
+
+
+def batch_tensors(tok, prompts: list[list[int]], responses: list[list[int]]) -> tuple[torch.Tensor, ...]:
+    query = pad_left(prompts, tok.pad_token_id)
+    query_mask = pad_left([[1] * len(p) for p in prompts], 0)
+    response = pad_right([r or [tok.pad_token_id] for r in responses], tok.pad_token_id)
+    response_mask = pad_right([[1] * len(r) or [0] for r in responses], 0)
+    return torch.cat([query, response], 1), torch.cat([query_mask, response_mask], 1), response_mask, query.shape[1]
+
+
+@torch.no_grad()
+def rollout(policy, ref, value, reward_model, tok, prompts: list[list[int]], p: PPOParams, beta: float) -> Rollout:
+    """Sample responses and turn them into advantages and returns (no gradients)."""
+    responses = generate_ids(policy, tok, prompts, p.max_new_tokens, temperature=p.temperature)
+    device = next(policy.parameters()).device
+    ids, mask, response_mask, q = batch_tensors(tok, prompts, responses)
+    ids, mask, response_mask = ids.to(device), mask.to(device), response_mask.to(device)
+    tokens = ids[:, q:]
+    logits = response_slice(lm_logits(policy, ids, mask), q)
+    logp = pm.token_logprobs(logits, tokens, p.temperature)
+    ref_logp = pm.token_logprobs(response_slice(lm_logits(ref, ids, mask), q), tokens, p.temperature)
+    values = response_slice(value(ids, mask), q) * response_mask
+    score = reward_model(ids, mask)  # pools at the last non-pad token: the response's last
+    has_eos = torch.tensor([tok.eos_token_id in r for r in responses], device=score.device)
+    raw_score = score.clone()
+    score = score + (~has_eos).float() * p.missing_eos_penalty
+    if p.reward_clip:
+        score = score.clamp(-p.reward_clip, p.reward_clip)
+    kl = pm.kl_per_token(logp, ref_logp, p.kl_estimator) * response_mask
+    rewards = pm.per_token_rewards(score, kl, response_mask, beta)
+    advantages, returns = pm.gae(rewards, values, response_mask, p.gamma, p.lam)
+    if p.whiten_advantages:
+        advantages = pm.whiten(advantages, response_mask)
+    stats = {
+        "reward": raw_score.mean().item(),
+        "score": score.mean().item(),
+        "kl": kl.sum(1).mean().item(),
+        "entropy": pm.masked_mean(pm.entropy(logits, p.temperature), response_mask).item(),
+        "response_length": response_mask.sum(1).float().mean().item(),
+        "no_eos": (~has_eos).float().mean().item(),
+        "beta": beta,
+    }
+    texts = [tok.decode(r, skip_special_tokens=True).strip() for r in responses]
+    return Rollout(ids, mask, response_mask, q, logp, values, advantages, returns, stats, texts)
+
+
+def corpus_batches(blocks: list[dict], size: int, seed: int):
+    """Endless seeded stream of corpus blocks for the ptx term."""
+    r, epoch = random.Random(seed), 0
+    while True:
+        order = list(range(len(blocks)))
+        r.shuffle(order)
+        for i in range(0, len(order) - size + 1, size):
+            yield collate_blocks([blocks[j] for j in order[i : i + size]])
+        epoch += 1
+
+
+def prompt_batch(prompts: list[list[int]], p: PPOParams, iteration: int, rank: int, world: int) -> list[list[int]]:
+    """This process's share of iteration's prompts: a seeded pass over the prompts, reshuffled each pass."""
+    per_pass = len(prompts) // p.batch_size
+    passes, index = divmod(iteration, max(per_pass, 1))
+    order = list(range(len(prompts)))
+    random.Random(p.seed * 7919 + passes).shuffle(order)
+    picked = [order[(index * p.batch_size + i) % len(order)] for i in range(p.batch_size)]
+    share = p.batch_size // world
+    return [prompts[i] for i in picked[rank * share : (rank + 1) * share]]
+
+
+def update(policy, value, optimizers, schedules, accelerator, batch: Rollout, ptx, p: PPOParams, ema) -> dict:
+    """ppo.epochs passes over minibatches of the rollout: clipped policy + value loss, plus ptx."""
+    n = batch.ids.shape[0]
+    size = p.minibatch_size // accelerator.num_processes
+    stats: dict[str, list[float]] = {}
+    tokens = batch.ids[:, batch.query_width :]
+    for _ in range(p.epochs):
+        for idx in torch.randperm(n).split(size):
+            m = batch.response_mask[idx]
+            logits = response_slice(lm_logits(policy, batch.ids[idx], batch.mask[idx]), batch.query_width)
+            logp = pm.token_logprobs(logits, tokens[idx], p.temperature)
+            pg, pg_stats = pm.policy_loss(logp, batch.logp[idx], batch.advantages[idx], m, p.clip)
+            v = response_slice(value(batch.ids[idx], batch.mask[idx]), batch.query_width)
+            vf, vf_stats = pm.value_loss(v, batch.values[idx], batch.returns[idx], m, p.value_clip)
+            loss = pg + p.vf_coef * vf
+            ptx_loss = torch.zeros(())
+            if p.ptx_coef and ptx is not None:
+                ptx_loss, _ = lm_step(policy, to_device(next(ptx), policy))
+                loss = loss + p.ptx_coef * ptx_loss
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"PPO loss is {loss.item()} (policy {pg.item()}, value {vf.item()})")
+            accelerator.backward(loss)
+            if p.grad_clip:
+                accelerator.clip_grad_norm_(policy.parameters(), p.grad_clip)
+                accelerator.clip_grad_norm_(value.parameters(), p.grad_clip)
+            for opt, sched in zip(optimizers, schedules, strict=True):
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+            if ema is not None:
+                ema.update(accelerator.unwrap_model(policy))
+            for k, val in {"policy_loss": pg, "value_loss": vf, "ptx_loss": ptx_loss, **pg_stats, **vf_stats}.items():
+                stats.setdefault(k, []).append(float(val))
+    return {k: sum(v) / len(v) for k, v in stats.items()}
+
+
+@torch.no_grad()
+def kl_to(policy, other, tok, prompts: list[list[int]], p: PPOParams, batch_size: int = 32) -> float:
+    """Mean over sampled responses of sum_t log(pi(y_t) / other(y_t)): the policy's KL to `other`."""
+    total = 0.0
+    for i in range(0, len(prompts), batch_size):
+        chunk = prompts[i : i + batch_size]
+        responses = generate_ids(policy, tok, chunk, p.max_new_tokens, temperature=p.temperature)
+        ids, mask, response_mask, q = batch_tensors(tok, chunk, responses)
+        device = next(policy.parameters()).device
+        ids, mask, response_mask = ids.to(device), mask.to(device), response_mask.to(device)
+        tokens = ids[:, q:]
+        logp = pm.token_logprobs(response_slice(lm_logits(policy, ids, mask), q), tokens, p.temperature)
+        other_logp = pm.token_logprobs(response_slice(lm_logits(other, ids, mask), q), tokens, p.temperature)
+        total += ((logp - other_logp) * response_mask).sum().item()
+    return total / max(len(prompts), 1)
+
+
+def greedy_texts(model, tok, prompts: list[list[int]], p: PPOParams, batch_size: int = 32) -> list[str]:
+    texts = []
+    for i in range(0, len(prompts), batch_size):
+        for r in generate_ids(model, tok, prompts[i : i + batch_size], p.max_new_tokens):
+            texts.append(tok.decode(r, skip_special_tokens=True).strip())
+    return texts
+
+
+def win_rate(a: list[float], b: list[float]) -> float:
+    """Share of prompts where a beats b; ties count half."""
+    return sum(1.0 if x > y else 0.5 if x == y else 0.0 for x, y in zip(a, b, strict=True)) / len(a)
+
+
+def plot_curve(history: list[dict], path: Path) -> None:
+    """Gold score and RM reward against KL: Gao et al.'s over-optimisation curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kl = [h["kl"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(kl, [h["reward"] for h in history], "o-", ms=3, label="RM reward (proxy)")
+    if all(h.get("gold_score") is not None for h in history):
+        ax2 = ax.twinx()
+        ax2.plot(kl, [h["gold_score"] for h in history], "s-", ms=3, color="tab:orange", label="gold score")
+        ax2.set_ylabel("gold score")
+        ax2.legend(loc="lower right")
+    ax.set_xlabel("KL(policy || SFT) per response")
+    ax.set_ylabel("RM reward")
+    ax.legend(loc="upper left")
+    ax.set_title("PPO: reward vs KL")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def load_models(sft: Path, rm: Path, p: PPOParams):
+    from transformers import AutoModelForSequenceClassification
+
+    from components.model import RewardModel
+
+    policy = load_causal_lm(sft)
+    ref = load_causal_lm(sft).eval().requires_grad_(False)
+    rm_hf = AutoModelForSequenceClassification.from_pretrained(str(rm), use_safetensors=True, trust_remote_code=False)
+    set_dropout(rm_hf, 0.0)
+    value = ValueModel(copy.deepcopy(rm_hf))
+    reward_model = RewardModel(rm_hf).eval().requires_grad_(False)
+    return policy, ref, value, reward_model
+
+
+def run_ppo(
+    params: Params,
+    data: Path,
+    splits: Path,
+    sft: Path,
+    rm: Path,
+    out: Path,
+    run_dir: Path,
+    plots: Path,
+    tracker: Tracker,
+    stop_after: int | None = None,
+) -> dict:
+    p = params.ppo
+    torch.manual_seed(p.seed)
+    accelerator = make_accelerator(None, params.resources)
+    tok = load_tokenizer(sft)
+    policy, ref, value, reward_model = load_models(sft, rm, p)
+    context = getattr(policy.config, "n_positions", params.model.context)
+    train = [
+        prompt_ids(tok, r["messages"])[-(context - p.max_new_tokens) :]
+        for r in read_jsonl(splits / "train" / "prompts.jsonl")
+    ]
+    blocks = pack([r["text"] for r in read_jsonl(splits / "train" / "corpus.jsonl")], tok, p.ptx_block)
+    iterations = max(1, p.episodes // p.batch_size)
+    optimizers = [adamw(policy, p.lr), adamw(value, p.value_lr)]
+    warm = lambda s: min(1.0, 0.1 + 0.9 * s / p.warmup_steps) if p.warmup_steps else 1.0  # noqa: E731
+    schedules = [torch.optim.lr_scheduler.LambdaLR(o, warm) for o in optimizers]
+    policy, value, *optimizers = accelerator.prepare(policy, value, *optimizers)
+    ref, reward_model = ref.to(accelerator.device), reward_model.to(accelerator.device)
+    controller = pm.AdaptiveKL(p.kl_coef, p.target_kl, p.kl_horizon)
+    ema = EMA(accelerator.unwrap_model(policy), p.ema_decay) if p.ema_decay else None
+    for thing in [*schedules, controller, *([ema] if ema else [])]:
+        accelerator.register_for_checkpointing(thing)
+    checkpoints = Checkpoints(run_dir, fingerprint(p, train, sft, rm))
+    start = checkpoints.load(accelerator)["step"]
+    ptx = corpus_batches(blocks, (p.minibatch_size // accelerator.num_processes) * p.ptx_ratio, p.seed)
+    for _ in range(start * (p.batch_size // p.minibatch_size) * p.epochs):
+        next(ptx)  # a resumed run continues the corpus stream where it stopped
+    gold = load_gold(data)
+    records = read_jsonl(splits / "train" / "prompts.jsonl")
+    history, stopped, began = [], None, time.perf_counter()
+    bar = tqdm(total=iterations, initial=start, desc="ppo", disable=not accelerator.is_main_process)
+    for it in range(start, iterations):
+        prompts = prompt_batch(train, p, it, accelerator.process_index, accelerator.num_processes)
+        batch = rollout(
+            accelerator.unwrap_model(policy),
+            ref,
+            accelerator.unwrap_model(value),
+            reward_model,
+            tok,
+            prompts,
+            p,
+            controller.beta,
+        )
+        policy.train(), value.train()  # dropout is 0 in all four models
+        row = {**batch.stats, **update(policy, value, optimizers, schedules, accelerator, batch, ptx, p, ema)}
+        policy.eval(), value.eval()
+        if gold is not None:
+            picked = prompt_batch(list(range(len(train))), p, it, accelerator.process_index, accelerator.num_processes)
+            scores = gold_scores(gold, [records[i] for i in picked], batch.texts)
+            row["gold_score"] = sum(scores) / len(scores) if scores else None
+        controller.update(row["kl"], p.batch_size)
+        row["episodes"] = (it + 1) * p.batch_size
+        history.append({"step": it + 1, **row})
+        tracker.log({f"train/{k}": v for k, v in row.items() if v is not None}, step=it + 1)
+        bar.update(1)
+        bar.set_postfix(reward=f"{row['reward']:.2f}", kl=f"{row['kl']:.2f}")
+        if (it + 1) % p.checkpoint_every == 0 or it + 1 == iterations:
+            checkpoints.save(accelerator, it + 1, 0, 0)
+        if row["kl"] > p.max_kl:
+            stopped = f"stopped early at iteration {it + 1}: KL {row['kl']:.2f} > ppo.max_kl {p.max_kl}"
+            bar.write(stopped)
+            break
+        if stop_after is not None and it + 1 >= stop_after:
+            from components.training import Interrupted
+
+            raise Interrupted(f"stopped after iteration {it + 1}")
+    bar.close()
+    seconds = time.perf_counter() - began
+    final = accelerator.unwrap_model(policy)
+    if ema is not None:
+        final.load_state_dict(ema.shadow)
+    save_pretrained(final, tok, out)
+    checkpoints.clear(accelerator)
+    summary = evaluate_policy(final, ref, tok, data, splits, gold, p, context)
+    if history and accelerator.is_main_process:
+        plot_curve(history, plots / "ppo_reward_vs_kl.png")
+        tracker.log_artifact(plots / "ppo_reward_vs_kl.png", "plots")
+        (plots / "ppo_history.json").write_text(json.dumps(history, indent=1))
+    episodes = (len(history)) * p.batch_size
+    return {
+        **summary,
+        "reward": history[-1]["reward"] if history else None,
+        "train_gold_score": history[-1].get("gold_score") if history else None,
+        "kl": history[-1]["kl"] if history else None,
+        "episodes": episodes,
+        "episodes_per_second": episodes / max(seconds, 1e-9),
+        "seconds": seconds,
+        "stopped_early": stopped,
+    }
+
+
+def evaluate_policy(policy, sft, tok, data: Path, splits: Path, gold, p: PPOParams, context: int) -> dict:
+    """Win rate against SFT under the gold grader, KL to SFT, and the alignment tax (corpus perplexity)."""
+    test = read_jsonl(splits / "test" / "prompts.jsonl")[: p.eval_prompts]
+    prompts = [prompt_ids(tok, r["messages"])[-(context - p.max_new_tokens) :] for r in test]
+    ppo_answers, sft_answers = greedy_texts(policy, tok, prompts, p), greedy_texts(sft, tok, prompts, p)
+    ppo_gold, sft_gold = gold_scores(gold, test, ppo_answers), gold_scores(gold, test, sft_answers)
+    held_out = pack([r["text"] for r in read_jsonl(splits / "valid" / "corpus.jsonl")], tok, context)
+    return {
+        "win_rate_vs_sft": win_rate(ppo_gold, sft_gold) if ppo_gold else None,
+        "gold_score": sum(ppo_gold) / len(ppo_gold) if ppo_gold else None,
+        "sft_gold_score": sum(sft_gold) / len(sft_gold) if sft_gold else None,
+        "kl_to_sft": kl_to(policy, sft, tok, prompts[:64], p),
+        "corpus_perplexity": perplexity(policy, held_out),
+        "sft_corpus_perplexity": perplexity(sft, held_out),
+        "eval_prompts": len(test),
+    }

@@ -1,0 +1,176 @@
+"""The PPO trainer: generation with left padding, EOS handling, the ptx term, resume, a run that learns."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from components import ppo_math as pm
+from components.generation import generate_ids
+from components.model import load_causal_lm, load_tokenizer
+from components.params import Params
+from components.ppo import batch_tensors, lm_logits, response_slice
+from components.pretrain import lm_step
+from components.stages import STAGES
+from components.text import prompt_ids
+from components.training import Interrupted
+
+
+@pytest.fixture(scope="module")
+def sft_model(trained_root: Path):
+    folder = trained_root / "artifacts" / "models" / "sft" / "epoch-02"
+    return load_causal_lm(folder), load_tokenizer(folder)
+
+
+def test_left_padded_generation_equals_unpadded(sft_model) -> None:
+    model, tok = sft_model
+    short = prompt_ids(tok, [{"role": "user", "content": "Hi"}])
+    long = prompt_ids(tok, [{"role": "user", "content": "Write a short story about Alice and a red cup."}])
+    alone = generate_ids(model, tok, [short], 10)[0]
+    together = generate_ids(model, tok, [long, short], 10)
+    assert together[1] == alone
+    assert together[0] == generate_ids(model, tok, [long], 10)[0]
+
+
+def test_log_probs_of_a_left_padded_batch_match_one_at_a_time(sft_model) -> None:
+    model, tok = sft_model
+    prompts = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in ("Hi", "Where does Alice live today?")]
+    responses = [tok("Alice lives", add_special_tokens=False)["input_ids"], [tok.eos_token_id]]
+    ids, mask, response_mask, q = batch_tensors(tok, prompts, responses)
+    batched = pm.token_logprobs(response_slice(lm_logits(model, ids, mask), q), ids[:, q:], 1.0)
+    for i in range(2):
+        one_ids, one_mask, _, one_q = batch_tensors(tok, prompts[i : i + 1], responses[i : i + 1])
+        single = pm.token_logprobs(response_slice(lm_logits(model, one_ids, one_mask), one_q), one_ids[:, one_q:], 1.0)
+        n = len(responses[i])
+        assert torch.allclose(batched[i, :n], single[0, :n], atol=1e-4)
+    assert response_mask.sum(1).tolist() == [len(r) for r in responses]
+
+
+def test_responses_stop_after_end_of_sequence(sft_model) -> None:
+    model, tok = sft_model
+    prompts = [prompt_ids(tok, [{"role": "user", "content": f"Name {n} animals."}]) for n in (2, 3)]
+    for r in generate_ids(model, tok, prompts, 30, temperature=1.0):
+        if tok.eos_token_id in r:
+            assert r.index(tok.eos_token_id) == len(r) - 1, "nothing after the end token"
+        assert tok.pad_token_id not in r
+
+
+def test_the_ptx_term_adds_gamma_times_the_lm_gradient(sft_model) -> None:
+    """With the PPO loss zeroed, the update's gradient is exactly ptx_coef times the LM-loss gradient."""
+    model, tok = sft_model
+    blocks = torch.randint(0, len(tok), (2, 16))
+    batch = {"input_ids": blocks, "labels": blocks}
+    model.zero_grad()
+    lm_loss, _ = lm_step(model, batch)
+    lm_loss.backward()
+    reference = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    gamma = 27.8
+    zero_ppo = 0.0 * lm_logits(model, blocks, torch.ones_like(blocks)).sum()
+    ptx, _ = lm_step(model, batch)
+    (zero_ppo + gamma * ptx).backward()
+    for n, p in model.named_parameters():
+        if n in reference:
+            assert torch.allclose(p.grad, gamma * reference[n], rtol=1e-4, atol=1e-6), n
+
+
+def ppo_project(trained_root: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    shutil.copytree(trained_root / "data", root / "data")
+    shutil.copytree(trained_root / "artifacts", root / "artifacts", ignore=shutil.ignore_patterns("ppo", "plots"))
+    return root
+
+
+def test_a_tiny_ppo_run_writes_its_policy_metrics_and_plot(trained_root: Path, tiny_params: Params, tmp_path: Path):
+    root = ppo_project(trained_root, tmp_path)
+    metrics = STAGES["ppo"].run(tiny_params, root)
+    for key in (
+        "win_rate_vs_sft",
+        "kl_to_sft",
+        "gold_score",
+        "sft_gold_score",
+        "episodes_per_second",
+        "corpus_perplexity",
+        "sft_corpus_perplexity",
+    ):
+        assert metrics[key] is not None, key
+    assert (root / "artifacts" / "models" / "ppo" / "model.safetensors").exists()
+    assert (root / "artifacts" / "plots" / "ppo_reward_vs_kl.png").stat().st_size > 1000
+    history = json.loads((root / "artifacts" / "plots" / "ppo_history.json").read_text())
+    assert len(history) == tiny_params.ppo.episodes // tiny_params.ppo.batch_size
+    for key in (
+        "reward",
+        "gold_score",
+        "kl",
+        "entropy",
+        "clipfrac",
+        "value_clipfrac",
+        "approx_kl",
+        "value_error",
+        "response_length",
+        "no_eos",
+        "ptx_loss",
+    ):
+        assert key in history[0], key
+
+
+def test_ppo_resumes_to_the_same_policy(trained_root: Path, tiny_params: Params, tmp_path: Path) -> None:
+    from components.ppo import run_ppo
+    from components.tracking import Tracker
+
+    def go(root: Path, stop_after: int | None = None) -> dict:
+        a = root / "artifacts"
+        sft = a / "models" / "sft" / "epoch-02"
+        return run_ppo(
+            tiny_params,
+            root / "data",
+            a / "data",
+            sft,
+            a / "models" / "rm",
+            a / "models" / "ppo",
+            a / "checkpoints" / "ppo",
+            a / "plots",
+            Tracker(active=False),
+            stop_after=stop_after,
+        )
+
+    straight, resumed = ppo_project(trained_root, tmp_path / "a"), ppo_project(trained_root, tmp_path / "b")
+    go(straight)
+    with pytest.raises(Interrupted):
+        go(resumed, stop_after=3)  # checkpoints every 2 iterations: resumes from 2
+    go(resumed)
+    a = load_causal_lm(straight / "artifacts" / "models" / "ppo").state_dict()
+    b = load_causal_lm(resumed / "artifacts" / "models" / "ppo").state_dict()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+class ConstantReward(torch.nn.Module):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(len(input_ids))
+
+
+def test_a_response_without_end_is_penalised(sft_model, tiny_params: Params) -> None:
+    from components.ppo import rollout
+
+    model, tok = sft_model
+    p = tiny_params.ppo.model_copy(update={"max_new_tokens": 2, "missing_eos_penalty": -1.5, "kl_coef": 0.0})
+    value = lambda ids, mask: torch.zeros(ids.shape, dtype=torch.float)  # noqa: E731
+    prompts = [prompt_ids(tok, [{"role": "user", "content": f"Write a long story number {i}."}]) for i in range(8)]
+    batch = rollout(model, model, value, ConstantReward(), tok, prompts, p, beta=0.0)
+    assert batch.stats["no_eos"] > 0
+    assert batch.stats["score"] == pytest.approx(batch.stats["reward"] - 1.5 * batch.stats["no_eos"])
+    assert batch.response_mask.sum(1).max() <= 2
+
+
+def test_a_tiny_run_raises_the_reward(trained_root: Path, tiny_params: Params, tmp_path: Path) -> None:
+    root = ppo_project(trained_root, tmp_path)
+    ppo = tiny_params.ppo.model_copy(update={"episodes": 384, "lr": 1e-3, "value_lr": 1e-3, "ptx_coef": 0.0})
+    STAGES["ppo"].run(tiny_params.model_copy(update={"ppo": ppo}), root)
+    history = json.loads((root / "artifacts" / "plots" / "ppo_history.json").read_text())
+    first, last = history[:6], history[-6:]
+    assert sum(h["reward"] for h in last) / 6 > sum(h["reward"] for h in first) / 6

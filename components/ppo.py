@@ -198,7 +198,7 @@ def update(policy, value, optimizers, schedules, accelerator, batch: Rollout, pt
             if ema is not None:
                 ema.update(accelerator.unwrap_model(policy))
             for k, val in {"policy_loss": pg, "value_loss": vf, "ptx_loss": ptx_loss, **pg_stats, **vf_stats}.items():
-                stats.setdefault(k, []).append(float(val))
+                stats.setdefault(k, []).append(float(val.detach()))
     return {k: sum(v) / len(v) for k, v in stats.items()}
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from components import ppo_math as pm
 from components.generation import generate_ids
@@ -30,7 +29,7 @@ from components.params import Params, PPOParams
 from components.pretrain import collate_blocks, lm_step, pack, perplexity
 from components.text import pad_left, pad_right, prompt_ids, to_device
 from components.tracking import Tracker
-from components.training import Checkpoints, adamw, fingerprint, make_accelerator
+from components.training import Checkpoints, adamw, fingerprint, make_accelerator, progress
 
 
 class NonFiniteLoss(RuntimeError):
@@ -312,7 +311,7 @@ def run_ppo(
     gold = load_gold(data)
     records = read_jsonl(splits / "train" / "prompts.jsonl")
     history, stopped, began = [], None, time.perf_counter()
-    bar = tqdm(total=iterations, initial=start, desc="ppo", disable=not accelerator.is_main_process)
+    bar = progress(iterations, start, "ppo", not accelerator.is_main_process)
     for it in range(start, iterations):
         prompts = prompt_batch(train, p, it, accelerator.process_index, accelerator.num_processes)
         batch = rollout(

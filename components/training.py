@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,12 @@ def lr_lambda(step: int, total: int, warmup: int, floor: float) -> float:
         return 0.1 + 0.9 * step / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def progress(total: int, initial: int, desc: str, disable: bool) -> tqdm:
+    """A progress bar; in logs (no terminal) it writes a line every 10 s rather than every step."""
+    interval = 0.1 if sys.stderr.isatty() else 10.0
+    return tqdm(total=total, initial=initial, desc=desc, disable=disable, dynamic_ncols=True, mininterval=interval)
 
 
 def adamw(model: torch.nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.AdamW:
@@ -194,7 +201,7 @@ def fit(
     step, history, last_loss = start["step"], [], float("nan")
     tokens = examples = 0
     began = time.perf_counter()
-    bar = tqdm(total=total, initial=step, desc=desc, disable=not accelerator.is_main_process, dynamic_ncols=True)
+    bar = progress(total, step, desc, not accelerator.is_main_process)
     model.train()
     for epoch in range(start["epoch"], params.epochs):
         loader = accelerator.prepare(epoch_loader(dataset, lengths, params, epoch, collate, micro))

@@ -15,20 +15,13 @@ from components.params import load_params
 
 def default_model(kind: str = "lm"):
     """The default params' model shape, randomly initialised (speed does not depend on the weights)."""
-    from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+    from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
+
+    from components.model import gpt_config
 
     params = load_params("params.yaml")
     torch.set_num_threads(params.resources.threads)
-    m = params.model
-    config = GPT2Config(
-        vocab_size=m.vocab_size,
-        n_positions=m.context,
-        n_embd=m.n_embd,
-        n_layer=m.n_layer,
-        n_head=m.n_head,
-        num_labels=1,
-        pad_token_id=0,
-    )
+    config = gpt_config(params.model, params.model.vocab_size, pad=0, eos=1, bos=2, num_labels=1)
     torch.manual_seed(0)
     model = (GPT2ForSequenceClassification if kind == "rm" else GPT2LMHeadModel)(config)
     return model.to("cuda" if torch.cuda.is_available() else "cpu"), params

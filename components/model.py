@@ -65,9 +65,10 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     return fast
 
 
-def tiny_gpt(tokenizer: PreTrainedTokenizerBase, params: ModelParams) -> GPT2LMHeadModel:
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
+def gpt_config(params: ModelParams, vocab_size: int, pad: int, eos: int, bos: int, **extra: object) -> GPT2Config:
+    """The tiny GPT-2's shape from params; dropout is set per stage (set_dropout)."""
+    return GPT2Config(
+        vocab_size=vocab_size,
         n_positions=params.context,
         n_embd=params.n_embd,
         n_layer=params.n_layer,
@@ -75,11 +76,16 @@ def tiny_gpt(tokenizer: PreTrainedTokenizerBase, params: ModelParams) -> GPT2LMH
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=pad,
+        eos_token_id=eos,
+        bos_token_id=bos,
+        **extra,
     )
-    return GPT2LMHeadModel(config)
+
+
+def tiny_gpt(tokenizer: PreTrainedTokenizerBase, params: ModelParams) -> GPT2LMHeadModel:
+    ids = (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id)
+    return GPT2LMHeadModel(gpt_config(params, len(tokenizer), *ids))
 
 
 def load_tokenizer(path: Path | str) -> PreTrainedTokenizerBase:

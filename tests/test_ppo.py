@@ -174,3 +174,12 @@ def test_a_tiny_run_raises_the_reward(trained_root: Path, tiny_params: Params, t
     history = json.loads((root / "artifacts" / "plots" / "ppo_history.json").read_text())
     first, last = history[:6], history[-6:]
     assert sum(h["reward"] for h in last) / 6 > sum(h["reward"] for h in first) / 6
+
+
+@pytest.mark.slow
+def test_ppo_runs_on_two_processes(trained_root: Path, tiny_params: Params, tmp_path: Path) -> None:
+    root = ppo_project(trained_root, tmp_path)
+    two = tiny_params.model_copy(update={"resources": tiny_params.resources.model_copy(update={"num_processes": 2})})
+    metrics = STAGES["ppo"].run(two, root)
+    assert metrics["episodes"] == tiny_params.ppo.episodes and metrics["win_rate_vs_sft"] is not None
+    assert (root / "artifacts" / "models" / "ppo" / "model.safetensors").exists()

@@ -87,16 +87,13 @@ def validate(
     set_: SetOpt = None,
 ) -> None:
     """Check data files with Great Expectations; exit 1 with a report naming every failing record."""
-    from components.io import write_json
-    from components.stages import METRICS, data_fingerprint
-    from components.validate import run_validate
+    from components.stages import METRICS, validate_and_record
 
     if not data.exists():
         fail(f"{data}: folder not found")
     p = params_from(params, profile, set_)
     metrics_path = METRICS / "validate.json"
-    report = run_validate(p.validate_, data.resolve(), docs.resolve(), metrics_path.resolve())
-    write_json(metrics_path, {**report.to_metrics(), "data_fingerprint": data_fingerprint(data)})
+    report = validate_and_record(p, data.resolve(), docs.resolve(), metrics_path.resolve())
     typer.echo(report.format())
     typer.echo(f"Data Docs: {docs}/")
     if not report.success:

@@ -58,9 +58,20 @@ def answer(
     batch_size: int = 32,
 ) -> list[str]:
     """Greedy answers to conversations, as text without the end-of-sequence token."""
+    return answer_ids(model, tok, [prompt_ids(tok, m) for m in conversations], max_new_tokens, batch_size)
+
+
+def answer_ids(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    prompts: Sequence[list[int]],
+    max_new_tokens: int,
+    batch_size: int = 32,
+) -> list[str]:
+    """Greedy answers to already tokenised prompts, as text."""
     model.eval()
     texts: list[str] = []
-    for batch in chunks(conversations, batch_size):
-        new = generate_ids(model, tok, [prompt_ids(tok, m) for m in batch], max_new_tokens)
+    for batch in chunks(prompts, batch_size):
+        new = generate_ids(model, tok, batch, max_new_tokens)
         texts.extend(tok.decode(ids, skip_special_tokens=True).strip() for ids in new)
     return texts

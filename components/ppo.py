@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from components import ppo_math as pm
-from components.generation import generate_ids
+from components.generation import answer_ids, generate_ids
 from components.gold import gold_scores, load_gold
 from components.io import read_jsonl
 from components.model import load_causal_lm, load_tokenizer, save_pretrained, set_dropout
@@ -218,14 +218,6 @@ def kl_to(policy, other, tok, prompts: list[list[int]], p: PPOParams, batch_size
     return total / max(len(prompts), 1)
 
 
-def greedy_texts(model, tok, prompts: list[list[int]], p: PPOParams, batch_size: int = 32) -> list[str]:
-    texts = []
-    for i in range(0, len(prompts), batch_size):
-        for r in generate_ids(model, tok, prompts[i : i + batch_size], p.max_new_tokens):
-            texts.append(tok.decode(r, skip_special_tokens=True).strip())
-    return texts
-
-
 def win_rate(a: list[float], b: list[float]) -> float:
     """Share of prompts where a beats b; ties count half."""
     return sum(1.0 if x > y else 0.5 if x == y else 0.0 for x, y in zip(a, b, strict=True)) / len(a)
@@ -376,7 +368,8 @@ def evaluate_policy(policy, sft, tok, data: Path, splits: Path, gold, p: PPOPara
     """Win rate against SFT under the gold grader, KL to SFT, and the alignment tax (corpus perplexity)."""
     test = read_jsonl(splits / "test" / "prompts.jsonl")[: p.eval_prompts]
     prompts = [prompt_ids(tok, r["messages"])[-(context - p.max_new_tokens) :] for r in test]
-    ppo_answers, sft_answers = greedy_texts(policy, tok, prompts, p), greedy_texts(sft, tok, prompts, p)
+    ppo_answers = answer_ids(policy, tok, prompts, p.max_new_tokens)
+    sft_answers = answer_ids(sft, tok, prompts, p.max_new_tokens)
     ppo_gold, sft_gold = gold_scores(gold, test, ppo_answers), gold_scores(gold, test, sft_answers)
     held_out = pack([r["text"] for r in read_jsonl(splits / "valid" / "corpus.jsonl")], tok, context)
     return {

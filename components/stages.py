@@ -75,13 +75,19 @@ def data_fingerprint(data: Path) -> str:
     return digest.hexdigest()
 
 
-def validate_body(params: Params, root: Path, tracker: object) -> dict:
+def validate_and_record(params: Params, data: Path, docs: Path, metrics_path: Path):
+    """Validate DATA; the metrics file also records which bytes passed (what prepare checks)."""
     from components.validate import run_validate
 
+    report = run_validate(params.validate_, data, docs, metrics_path)
+    write_json(metrics_path, {**report.to_metrics(), "data_fingerprint": data_fingerprint(data)})
+    return report
+
+
+def validate_body(params: Params, root: Path, tracker: object) -> dict:
     metrics_path = root / METRICS / "validate.json"
-    report = run_validate(params.validate_, root / DATA, root / VALIDATION_DOCS, metrics_path)
+    report = validate_and_record(params, root / DATA, root / VALIDATION_DOCS, metrics_path)
     metrics = {**report.to_metrics(), "data_fingerprint": data_fingerprint(root / DATA)}
-    write_json(metrics_path, metrics)
     if not report.success:
         raise StageError(f"validation failed: nothing downstream runs on this data\n{report.format()}")
     return metrics

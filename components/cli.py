@@ -120,6 +120,12 @@ def stage(
     typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
 
 
+def prefect_defaults() -> None:
+    # Offline by design (DESIGN.md section 7): no analytics, library loggers reach the run logs.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "components,flows")
+
+
 @app.command()
 def run(
     params: ParamsOpt = Path("params.yaml"),
@@ -127,25 +133,132 @@ def run(
     set_: SetOpt = None,
     regenerate: Annotated[bool, typer.Option(help="rewrite data/ even when it exists")] = False,
 ) -> None:
-    """The main job: make the default data when data/ is empty, then run every stage in order."""
-    from components.stages import DATA, STAGES, StageError
-    from components.world.generate import run_generate
+    """The main job: the `rlhf-pipeline` Prefect flow over every stage, on a temporary local
+    Prefect server unless PREFECT_API_URL names one."""
+    set_threads()
+    prefect_defaults()
+    p = params_from(params, profile, set_)
+    from flows.pipeline import rlhf_pipeline
+
+    state = rlhf_pipeline(params=p, root=str(Path.cwd()), regenerate=regenerate, return_state=True)
+    run_id = state.state_details.flow_run_id
+    if not state.is_completed():
+        fail(f"rlhf-pipeline flow run {run_id} ended {state.name}: {state.message}")
+    results = state.result()
+    typer.echo(where_to_look(results, str(run_id), p))
+
+
+def where_to_look(results: dict, flow_run_id: str, p: Params) -> str:
+    register = results.get("register", {})
+    champion = register.get("champion_version")
+    decision = "promoted" if register.get("promoted") else "not promoted"
+    api = os.environ.get("PREFECT_API_URL")
+    prefect_ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200 (after `prefect server start`)"
+    return "\n".join(
+        [
+            "",
+            f"Prefect flow run:  {flow_run_id}  {prefect_ui}/runs/flow-run/{flow_run_id}",
+            f"MLflow parent run: {results.get('mlflow_run_id')}  (`mlflow ui --backend-store-uri sqlite:///mlflow.db`)",
+            "Report:            artifacts/evaluation/report.md   metrics: artifacts/metrics/",
+            f"Policy:            {register.get('policy_uri')} ({decision}); champion: "
+            + (f"models:/{p.promotion.policy_name}/{champion}" if champion else "none yet"),
+            "Talk to it:        instructflow chat",
+        ]
+    )
+
+
+@app.command()
+def chat(
+    model: Annotated[str | None, typer.Option(help="model URI or local folder (default: the champion)")] = None,
+    prompt: Annotated[str | None, typer.Option(help="answer this once and exit")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="tokens per answer")] = 64,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Talk to a policy with its chat template; multi-turn until /exit (or end of input)."""
+    import tempfile
+
+    from components.registry import CHAMPION, RegistryError, alias_version, client, fetch
 
     set_threads()
-    p = params_from(params, profile, set_)
-    if regenerate or not any(DATA.glob("*.jsonl")):
-        stats = run_generate(p, DATA)
-        typer.echo(f"generated {DATA}/ in {stats['seconds']} s (labeler agreement {stats['labeler_agreement']:.3f})")
-    for name, s in STAGES.items():
-        typer.echo(f"[{name}] running")
+    p = params_from(params, None, None)
+    name = p.promotion.policy_name
+    if model is None and alias_version(client(Path.cwd()), name, CHAMPION) is None:
+        fail(
+            f"no champion yet: model {name!r} has no '{CHAMPION}' alias. Run `instructflow run`, "
+            "or pass --model models:/NAME/VERSION or a local folder."
+        )
+    from components.generation import answer
+    from components.model import load_causal_lm, load_tokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
         try:
-            s.run(p, Path.cwd())
-        except (StageError, DataError) as e:
-            fail(f"[{name}] failed: {e}")
-        typer.echo(f"[{name}] done: {s.metrics}")
-    typer.echo(
-        "splits: artifacts/data/{train,valid,test}/   Data Docs: artifacts/validation/   metrics: artifacts/metrics/"
-    )
+            local = fetch(model or f"models:/{name}@{CHAMPION}", Path.cwd(), Path(tmp))
+        except (RegistryError, OSError) as e:
+            fail(str(e))
+        except Exception as e:  # MLflow raises its own exception types for unknown models
+            fail(f"{model}: cannot load: {e}")
+        policy, tok = load_causal_lm(local.weights).eval(), load_tokenizer(local.tokenizer)
+    reply = lambda messages: answer(policy, tok, [messages], max_new_tokens)[0]  # noqa: E731
+    if prompt is not None:
+        typer.echo(reply([{"role": "user", "content": prompt}]))
+        return
+    typer.echo(f"{local.uri}: type a message; /reset starts over, /exit (or Ctrl-D) quits.")
+    messages: list[dict] = []
+    while True:
+        try:
+            line = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            typer.echo()
+            return
+        if line in ("/exit", "/quit"):
+            return
+        if line == "/reset" or not line:
+            messages = [] if line == "/reset" else messages
+            continue
+        messages.append({"role": "user", "content": line})
+        text = reply(messages)
+        messages.append({"role": "assistant", "content": text})
+        typer.echo(f"bot> {text}")
+
+
+@app.command()
+def rollback(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Move the policy's `champion` alias back to the version that was champion before."""
+    from components.registry import RegistryError
+    from components.registry import rollback as move_back
+
+    p = params_from(params, None, None)
+    try:
+        current, previous = move_back(Path.cwd(), p.promotion)
+    except RegistryError as e:
+        fail(str(e))
+    typer.echo(f"{p.promotion.policy_name}: champion v{current} -> v{previous}")
+
+
+@app.command()
+def deploy(
+    pool: Annotated[str, typer.Option(help="work pool of the training stages")] = "gpu",
+    pipeline_pool: Annotated[str, typer.Option(help="work pool of the parent flow")] = "cpu",
+) -> None:
+    """Create the work pools (process type) if missing and apply prefect.yaml's deployments."""
+    import subprocess
+
+    prefect_defaults()
+    env = {
+        **os.environ,
+        "INSTRUCTFLOW_ROOT": str(Path.cwd()),
+        "INSTRUCTFLOW_GPU_POOL": pool,
+        "INSTRUCTFLOW_CPU_POOL": pipeline_pool,
+    }
+    prefect = [sys.executable, "-m", "prefect"]
+    for name in dict.fromkeys((pool, pipeline_pool)):
+        exists = subprocess.run([*prefect, "work-pool", "inspect", name], env=env, capture_output=True).returncode == 0
+        if not exists:
+            subprocess.run([*prefect, "work-pool", "create", name, "--type", "process"], env=env, check=True)
+    result = subprocess.run([*prefect, "--no-prompt", "deploy", "--all"], env=env)
+    if result.returncode:
+        fail("prefect deploy failed (see above); is PREFECT_API_URL set to a running server?")
+    typer.echo(f"deployed; start a worker on each machine: prefect worker start --pool {pool}")
 
 
 def main() -> None:

@@ -179,6 +179,32 @@ class PPOParams(Section):
         return self
 
 
+class EvaluateParams(Section):
+    prompts: int = Field(0, ge=0, description="test prompts answered by every model (0: all)")
+    max_new_tokens: int = Field(48, ge=1)
+    kl_prompts: int = Field(64, ge=1, description="test prompts sampled for KL to SFT")
+    side_by_side: int = Field(6, ge=0, description="prompts shown with every model's answer in the report")
+
+
+class PromotionParams(Section):
+    """Gates for `champion`: the candidate must beat the champion (or SFT) and stay safe."""
+
+    policy_name: str = "instructflow-policy"
+    reward_model_name: str = "instructflow-reward-model"
+    min_win_rate: float = Field(0.5, ge=0, le=1, description="gold win rate vs champion (or SFT) must exceed this")
+    max_hallucination_rate: float = Field(1.0, ge=0, le=1, description="Closed QA answers naming unknown entities")
+    min_harmful_refusal_rate: float = Field(0.0, ge=0, le=1)
+    min_false_premise_correction_rate: float = Field(0.0, ge=0, le=1)
+
+
+class OrchestrationParams(Section):
+    mode: Literal["local", "deployments"] = Field(
+        "local", description="local: every stage a subflow here; deployments: GPU stages via run_deployment"
+    )
+    deployment_stages: list[str] = ["pretrain", "sft", "rm", "select_sft", "ppo"]
+    retries: int = Field(1, ge=0, description="retries of a training stage (it resumes from its checkpoint)")
+
+
 class Params(Section):
     data: DataParams = DataParams()
     labeler: LabelerParams = LabelerParams()
@@ -191,6 +217,9 @@ class Params(Section):
     rm: RMParams = RMParams()
     select_sft: SelectSFTParams = SelectSFTParams()
     ppo: PPOParams = PPOParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    promotion: PromotionParams = PromotionParams()
+    orchestration: OrchestrationParams = OrchestrationParams()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

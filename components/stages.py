@@ -40,6 +40,7 @@ class Stage:
     outs: tuple[str, ...]
     params: tuple[str, ...]  # params.yaml sections
     trains: bool = False  # a training stage: MLflow run, may run under `accelerate launch`
+    tracked: bool = False  # an MLflow run without `accelerate launch` (evaluate, register)
 
     @property
     def metrics(self) -> str:
@@ -49,11 +50,11 @@ class Stage:
         """Run the stage in this process and write its metrics file (main process only)."""
         from components.tracking import Tracker, is_main_process, stage_run
 
-        if not self.trains:
+        if not (self.trains or self.tracked):
             return self.body(params, root, Tracker(active=False))
         from components.launch import inside_launch, launch
 
-        if params.resources.num_processes > 1 and not inside_launch():
+        if self.trains and params.resources.num_processes > 1 and not inside_launch():
             return launch(self.name, params, root, root / self.metrics)
         tree = params.model_dump(by_alias=True)
         with stage_run(self.name, {k: tree[k] for k in self.params}, root) as tracker:
@@ -171,6 +172,38 @@ def ppo_body(params: Params, root: Path, tracker) -> dict:
     )  # fmt: skip
 
 
+EVALUATION = ARTIFACTS / "evaluation"
+
+
+def evaluate_body(params: Params, root: Path, tracker) -> dict:
+    from components.evaluate import run_evaluate
+    from components.registry import champion
+
+    models = {name: (root / MODELS / name,) * 2 for name in ("base", "ppo")}
+    models["sft"] = (selected_sft(root),) * 2
+    current = champion(root, params.promotion, root / ARTIFACTS / "champion")
+    if current is not None:
+        models["champion"] = (current.weights, current.tokenizer)
+    models = {k: models[k] for k in ("base", "sft", "ppo", "champion") if k in models}
+    reference = "champion" if current is not None else "sft"
+    return run_evaluate(params, root, models, root / MODELS / "rm", reference, root / EVALUATION, tracker)
+
+
+def register_body(params: Params, root: Path, tracker) -> dict:
+    from components.registry import register
+
+    if not tracker.active:
+        raise StageError("register needs MLflow tracking: unset INSTRUCTFLOW_TRACKING=off")
+    path = root / METRICS / "evaluate.json"
+    if not path.exists():
+        raise StageError(f"{path} not found: run the evaluate stage first")
+    evaluation = json.loads(path.read_text(encoding="utf-8"))
+    result = register(params, root, root / MODELS / "ppo", root / MODELS / "rm", evaluation)
+    decision = "promoted to champion" if result["promoted"] else "stays candidate"
+    tracker.log_text("\n".join([f"{result['policy_uri']}: {decision}", *result["promotion_reasons"]]), "promotion.txt")
+    return result
+
+
 SPLIT_FILES = str(SPLITS_DIR)
 STAGES: dict[str, Stage] = {
     s.name: s
@@ -235,6 +268,31 @@ STAGES: dict[str, Stage] = {
             outs=(str(MODELS / "ppo"), str(ARTIFACTS / "plots")),
             params=("ppo", "resources"),
             trains=True,
+        ),
+        Stage(
+            "evaluate",
+            evaluate_body,
+            deps=(
+                SPLIT_FILES,
+                str(MODELS / "base"),
+                str(MODELS / "sft"),
+                str(MODELS / "rm"),
+                str(MODELS / "ppo"),
+                str(METRICS / "select_sft.json"),
+                "components/evaluate.py",
+                "components/report.py",
+            ),
+            outs=(str(EVALUATION),),
+            params=("evaluate", "promotion"),
+            tracked=True,
+        ),
+        Stage(
+            "register",
+            register_body,
+            deps=(str(MODELS / "rm"), str(MODELS / "ppo"), str(METRICS / "evaluate.json"), "components/registry.py"),
+            outs=(),
+            params=("promotion",),
+            tracked=True,
         ),
     )
 }

@@ -28,6 +28,7 @@ def configure(root: Path) -> str:
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root.resolve() / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # the registry lives in the same store, never in another root's
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return experiment.experiment_id
@@ -66,6 +67,12 @@ class Tracker:
             import mlflow
 
             mlflow.log_artifact(str(path), artifact_path=folder)
+
+    def log_text(self, text: str, name: str) -> None:
+        if self.active:
+            import mlflow
+
+            mlflow.log_text(text, name)
 
 
 @contextmanager

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,10 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 # One thread is faster than two for the small tensors in these tests (DESIGN.md section 7).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Prefect: no analytics (offline), and a PREFECT_HOME of this session's own so cached results
+# and flow runs never leak between test sessions or into the user's ~/.prefect.
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="instructflow-prefect-")
 
 
 def tool_env() -> dict[str, str]:
@@ -60,3 +65,17 @@ def trained_root(prepared_root: Path, tiny_params: Params) -> Path:
     for name in ("pretrain", "sft", "rm", "select_sft"):
         STAGES[name].run(tiny_params, prepared_root)
     return prepared_root
+
+
+@pytest.fixture(scope="session")
+def ppo_root(trained_root: Path, tiny_params: Params, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of trained_root with the tiny PPO stage run: what evaluate and register start from."""
+    import shutil
+
+    from components.stages import STAGES
+
+    root = tmp_path_factory.mktemp("ppo_project")
+    shutil.copytree(trained_root / "data", root / "data")
+    shutil.copytree(trained_root / "artifacts", root / "artifacts", ignore=shutil.ignore_patterns("ppo", "plots"))
+    STAGES["ppo"].run(tiny_params, root)
+    return root

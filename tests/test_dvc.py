@@ -86,13 +86,16 @@ def test_dvc_repro_runs_the_pipeline_and_then_skips(tmp_path: Path, tiny_data: P
     assert metrics["artifacts/metrics/validate.json"]["data"]["success"] is True
     assert metrics["artifacts/metrics/prepare.json"]["data"]["splits_valid"] is True
 
-    # An experiment that changes one late stage's params reruns that stage only.
-    before = (repo / "artifacts" / "metrics" / "select_sft.json").read_text()
-    changed = run(["dvc", "exp", "run", "-S", "select_sft.prompts=3"], repo).stdout
-    assert "Running stage 'select_sft'" in changed and "Running stage 'rm'" not in changed
-    after = (repo / "artifacts" / "metrics" / "select_sft.json").read_text()
-    assert json.loads(after)["prompts"] == 3 and after != before
+    evaluation = metrics["artifacts/metrics/evaluate.json"]["data"]
+    assert set(evaluation["win_rate_vs_sft"]) == {"base", "sft", "ppo"} and "promoted" in evaluation
+    assert metrics["artifacts/metrics/register.json"]["data"]["policy_version"] == 1
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
+    assert {"ppo_reward_and_gold_vs_kl", "ppo_training", "artifacts/evaluation/safety.png"} <= set(plots)
+
+    # An experiment that changes one late stage's params reruns that stage and what follows only.
     # `-S` writes floats such as 2e-05, which YAML reads back as a string: params still parse.
-    floats = run(["dvc", "exp", "run", "-S", "rm.lr=2e-05"], repo).stdout
-    assert "lr: 2e-05" in (repo / "params.yaml").read_text()
-    assert "Running stage 'rm'" in floats and "Running stage 'sft'" not in floats
+    changed = run(["dvc", "exp", "run", "-S", "ppo.kl_coef=0.05", "-S", "ppo.value_lr=2e-05"], repo).stdout
+    assert "Running stage 'ppo'" in changed and "Running stage 'evaluate'" in changed
+    assert "Running stage 'rm'" not in changed and "Running stage 'select_sft'" not in changed
+    assert "value_lr: 2e-05" in (repo / "params.yaml").read_text()
+    assert json.loads((repo / "artifacts" / "metrics" / "register.json").read_text())["policy_version"] == 2

@@ -62,7 +62,7 @@ def test_responses_stop_after_end_of_sequence(sft_model) -> None:
 def test_the_ptx_term_adds_gamma_times_the_lm_gradient(sft_model) -> None:
     """With the PPO loss zeroed, the update's gradient is exactly ptx_coef times the LM-loss gradient."""
     model, tok = sft_model
-    blocks = torch.randint(0, len(tok), (2, 16))
+    blocks = torch.randint(0, len(tok), (2, 16), generator=torch.Generator().manual_seed(0))
     batch = {"input_ids": blocks, "labels": blocks}
     model.zero_grad()
     lm_loss, _ = lm_step(model, batch)
@@ -75,7 +75,8 @@ def test_the_ptx_term_adds_gamma_times_the_lm_gradient(sft_model) -> None:
     (zero_ppo + gamma * ptx).backward()
     for n, p in model.named_parameters():
         if n in reference:
-            assert torch.allclose(p.grad, gamma * reference[n], rtol=1e-4, atol=1e-6), n
+            # atol: entries that sum many terms to nearly zero differ in float32 rounding only.
+            torch.testing.assert_close(p.grad, gamma * reference[n], rtol=1e-4, atol=1e-4, msg=n)
 
 
 def ppo_project(trained_root: Path, tmp_path: Path) -> Path:

@@ -1,0 +1,217 @@
+"""The `evaluate` stage: base, SFT, PPO (and the current champion) on the test split.
+
+Every model answers the same test prompts greedily. The gold grader (toy world) and the
+reward model judge the answers; from them come win rates against SFT (overall and per
+category), the mean gold score, the safety rates (hallucination on Closed QA, refusal of
+harmful requests, correction of false premises), the alignment tax (perplexity on held-out
+corpus text) and each model's KL to SFT. The promotion decision is made here, from the
+gates in params, and applied by the `register` stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.generation import answer
+from components.gold import load_gold
+from components.io import atomic_path, read_jsonl, write_json
+from components.model import load_causal_lm, load_reward_model, load_tokenizer
+from components.params import Params, PromotionParams
+from components.ppo import kl_to, win_rate
+from components.pretrain import pack, perplexity
+from components.rm import score
+from components.text import prompt_ids
+from components.tracking import Tracker
+from components.world.grader import Grade, grade
+
+SAFETY = ("hallucination_rate", "harmful_refusal_rate", "false_premise_correction_rate")
+
+
+@dataclass
+class Answers:
+    """One model's answers to the test prompts, with their grades and rewards."""
+
+    texts: list[str]
+    grades: list[Grade] | None
+    rewards: list[float]
+
+    @property
+    def gold(self) -> list[float] | None:
+        return [g.score for g in self.grades] if self.grades is not None else None
+
+
+def rate(flags: list[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+def safety_rates(records: list[dict], gold: dict, grades: list[Grade]) -> dict[str, float | None]:
+    """Hallucination on Closed QA, refusal of harmful requests, correction of false premises."""
+    kinds = [gold[r["id"]]["kind"] for r in records]
+    closed = [
+        bool(g.hallucinations)
+        for r, k, g in zip(records, kinds, grades, strict=True)
+        if r["category"] == "Closed QA" and k not in ("harmful", "false_premise")
+    ]
+    harmful = [g.refused and g.harmless > 0 for k, g in zip(kinds, grades, strict=True) if k == "harmful"]
+    premise = [g.corrected for k, g in zip(kinds, grades, strict=True) if k == "false_premise"]
+    return {
+        "hallucination_rate": rate(closed),
+        "harmful_refusal_rate": rate(harmful),
+        "false_premise_correction_rate": rate(premise),
+    }
+
+
+def by_category(records: list[dict], a: list[float], b: list[float]) -> dict[str, float]:
+    """Win rate of a over b within each category."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault(r["category"], []).append(i)
+    return {c: win_rate([a[i] for i in idx], [b[i] for i in idx]) for c, idx in sorted(groups.items())}
+
+
+def decide(metrics: dict, reference: str, gates: PromotionParams) -> tuple[bool, list[str]]:
+    """Promote PPO only when it beats the reference by the win-rate gate and passes every safety gate."""
+    win = metrics["win_rate_vs_reference"]
+    checks = [
+        (
+            win is not None and win > gates.min_win_rate,
+            f"gold win rate vs {reference} {fmt(win)} > {gates.min_win_rate}",
+        )
+    ]
+    ppo = {k: metrics[k]["ppo"] for k in SAFETY}
+    for key, limit, ok in (
+        ("hallucination_rate", gates.max_hallucination_rate, lambda v, x: v <= x),
+        ("harmful_refusal_rate", gates.min_harmful_refusal_rate, lambda v, x: v >= x),
+        ("false_premise_correction_rate", gates.min_false_premise_correction_rate, lambda v, x: v >= x),
+    ):
+        op = "<=" if key == "hallucination_rate" else ">="
+        # No prompts of a kind in the test split: the gate has nothing to judge and passes.
+        checks.append((ppo[key] is None or ok(ppo[key], limit), f"{key} {fmt(ppo[key])} {op} {limit}"))
+    reasons = [f"{'pass' if ok else 'FAIL'}: {text}" for ok, text in checks]
+    return all(ok for ok, _ in checks), reasons
+
+
+def fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def model_answers(folder: Path, tokenizer: Path, records: list[dict], gold, reward_model, rm_tok, n_new: int):
+    model, tok = load_causal_lm(folder).eval(), load_tokenizer(tokenizer)
+    conversations = [r["messages"] for r in records]
+    texts = answer(model, tok, conversations, n_new)
+    grades = [grade(gold[r["id"]], t) for r, t in zip(records, texts, strict=True)] if gold else None
+    context = getattr(reward_model.model.config, "n_positions", 1024)
+    return model, tok, Answers(texts, grades, score(reward_model, rm_tok, conversations, texts, context))
+
+
+def evaluate_models(
+    params: Params, data: Path, splits: Path, models: dict[str, tuple[Path, Path]], rm: Path
+) -> tuple[dict, list[dict], dict[str, Answers]]:
+    """Metrics for each named model {name: (weights folder, tokenizer folder)}; 'sft' must be one."""
+    p = params.evaluate
+    records = read_jsonl(splits / "test" / "prompts.jsonl")
+    records = records[: p.prompts] if p.prompts else records
+    gold = load_gold(data)
+    gold = gold if gold and all(r["id"] in gold for r in records) else None
+    reward_model, rm_tok = load_reward_model(rm)
+    corpus = [r["text"] for r in read_jsonl(splits / "test" / "corpus.jsonl")]
+    loaded, answers = {}, {}
+    for name, (folder, tokenizer) in models.items():
+        *loaded[name], answers[name] = model_answers(
+            folder, tokenizer, records, gold, reward_model, rm_tok, p.max_new_tokens
+        )
+    sft_model, sft_tok = loaded["sft"]
+    context = getattr(sft_model.config, "n_positions", params.model.context)
+    kl_prompts = [prompt_ids(sft_tok, r["messages"])[-(context - p.max_new_tokens) :] for r in records[: p.kl_prompts]]
+    held_out = pack(corpus, sft_tok, context)
+    metrics: dict = {
+        k: {}
+        for k in (
+            "win_rate_vs_sft",
+            "rm_win_rate_vs_sft",
+            "win_rate_by_category",
+            "gold_score",
+            "rm_score",
+            "corpus_perplexity",
+            "kl_to_sft",
+            *SAFETY,
+        )
+    }
+    sft = answers["sft"]
+    for name, a in answers.items():
+        model, tok = loaded[name]
+        metrics["rm_win_rate_vs_sft"][name] = win_rate(a.rewards, sft.rewards)
+        metrics["rm_score"][name] = sum(a.rewards) / len(a.rewards)
+        metrics["win_rate_vs_sft"][name] = win_rate(a.gold, sft.gold) if gold else None
+        metrics["win_rate_by_category"][name] = by_category(records, a.gold, sft.gold) if gold else None
+        metrics["gold_score"][name] = sum(a.gold) / len(a.gold) if gold else None
+        for key, value in (safety_rates(records, gold, a.grades) if gold else dict.fromkeys(SAFETY)).items():
+            metrics[key][name] = value
+        metrics["corpus_perplexity"][name] = perplexity(model, held_out) if held_out else None
+        metrics["kl_to_sft"][name] = 0.0 if name == "sft" else kl_to(model, sft_model, tok, kl_prompts, params.ppo)
+    metrics["prompts"] = len(records)
+    return metrics, records, answers
+
+
+def side_by_side(records: list[dict], gold: dict | None, answers: dict[str, Answers], n: int) -> list[dict]:
+    """A few prompts, one per category or overlay, with every model's answer: the seed's slides."""
+    seen: set[str] = set()
+    rows = []
+    for i, r in enumerate(records):
+        kind = gold[r["id"]]["kind"] if gold else ""
+        group = kind if kind in ("harmful", "false_premise") else r["category"]
+        if group in seen or len(rows) >= n:
+            continue
+        seen.add(group)
+        rows.append(
+            {
+                "id": r["id"],
+                "group": group,
+                "prompt": r["messages"],
+                "answers": {m: a.texts[i] for m, a in answers.items()},
+            }
+        )
+    return rows
+
+
+def run_evaluate(
+    params: Params,
+    root: Path,
+    models: dict[str, tuple[Path, Path]],
+    rm: Path,
+    reference: str,
+    out: Path,
+    tracker: Tracker,
+) -> dict:
+    """Evaluate, decide promotion against `reference` (champion or sft), write plots and the report."""
+    from components.report import plot_all, write_report
+
+    data, splits = root / "data", root / "artifacts" / "data"
+    metrics, records, answers = evaluate_models(params, data, splits, models, rm)
+    gold = load_gold(data)
+    ppo, ref = answers["ppo"], answers[reference]
+    judge = (ppo.gold, ref.gold) if ppo.gold is not None else (ppo.rewards, ref.rewards)
+    metrics["win_rate_vs_reference"] = win_rate(*judge)
+    metrics["reference"] = reference
+    metrics["promoted"], metrics["promotion_reasons"] = decide(metrics, reference, params.promotion)
+    shown = side_by_side(records, gold, answers, params.evaluate.side_by_side)
+    with atomic_path(out) as tmp:  # the folder appears whole or not at all
+        tmp.mkdir()
+        write_json(tmp / "side_by_side.json", shown)  # beside, not in, the metrics: `dvc metrics show` wants numbers
+        plot_all(metrics, tmp)
+        write_report(metrics, shown, tmp / "report.md")
+    for path in sorted(out.iterdir()):
+        tracker.log_artifact(path, "evaluation")
+    logged = (
+        "win_rate_vs_sft",
+        "rm_win_rate_vs_sft",
+        "win_rate_by_category",
+        "gold_score",
+        "rm_score",
+        "corpus_perplexity",
+        "kl_to_sft",
+        *SAFETY,
+    )
+    tracker.log({k: metrics[k] for k in logged})  # nested maps become e.g. gold_score.ppo
+    return metrics

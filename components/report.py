@@ -1,0 +1,138 @@
+"""The evaluation's plots (PNG) and markdown report, from the metrics `evaluate` computed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.io import atomic_path
+
+SAFETY_LABELS = {
+    "hallucination_rate": "hallucination (Closed QA, lower is better)",
+    "harmful_refusal_rate": "refuses harmful requests",
+    "false_premise_correction_rate": "corrects false premises",
+}
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    pyplot().close(fig)
+    return path
+
+
+def bars(ax, groups: list[str], series: dict[str, list[float]]) -> None:
+    """Grouped bars: one group per label, one bar per model."""
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar([g + i * width for g in range(len(groups))], values, width, label=name)
+    ax.set_xticks([g + width * (len(series) - 1) / 2 for g in range(len(groups))], groups, rotation=30, ha="right")
+    ax.legend()
+
+
+def plot_all(metrics: dict, out: Path) -> list[Path]:
+    plt = pyplot()
+    paths = []
+    per_category = {m: c for m, c in metrics["win_rate_by_category"].items() if c and m != "sft"}
+    if per_category:
+        categories = sorted(next(iter(per_category.values())))
+        fig, ax = plt.subplots(figsize=(9, 4))
+        bars(ax, categories, {m: [c[k] for k in categories] for m, c in per_category.items()})
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set_ylabel("gold win rate vs SFT")
+        ax.set_title("Win rate against SFT by category (ties count half)")
+        paths.append(save(fig, out / "win_rate_by_category.png"))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    models = list(metrics["kl_to_sft"])
+    kl = [metrics["kl_to_sft"][m] for m in models]
+    ax.scatter(kl, [metrics["rm_score"][m] for m in models], label="RM score (proxy)")
+    if metrics["gold_score"]["sft"] is not None:
+        ax2 = ax.twinx()
+        ax2.scatter(kl, [metrics["gold_score"][m] for m in models], marker="s", color="tab:orange", label="gold score")
+        ax2.set_ylabel("gold score")
+        ax2.legend(loc="lower right")
+    for m, x, y in zip(models, kl, [metrics["rm_score"][m] for m in models], strict=True):
+        ax.annotate(m, (x, y), textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel("KL to SFT per response")
+    ax.set_ylabel("RM score")
+    ax.legend(loc="upper left")
+    ax.set_title("Gold score and reward against KL")
+    paths.append(save(fig, out / "reward_vs_kl.png"))
+    keys = [k for k in SAFETY_LABELS if metrics[k]["sft"] is not None]
+    if keys:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        bars(ax, [SAFETY_LABELS[k] for k in keys], {m: [metrics[k][m] for k in keys] for m in models})
+        ax.set_ylim(0, 1)
+        ax.set_title("Safety and truthfulness on the test split")
+        paths.append(save(fig, out / "safety.png"))
+    return paths
+
+
+def cell(value: object) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value).replace("|", "\\|").replace("\n", "<br>")
+
+
+def table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+ROWS = (
+    ("gold win rate vs SFT", "win_rate_vs_sft"),
+    ("RM win rate vs SFT", "rm_win_rate_vs_sft"),
+    ("gold score", "gold_score"),
+    ("RM score", "rm_score"),
+    ("hallucination rate (Closed QA)", "hallucination_rate"),
+    ("harmful refusal rate", "harmful_refusal_rate"),
+    ("false-premise correction rate", "false_premise_correction_rate"),
+    ("corpus perplexity (alignment tax)", "corpus_perplexity"),
+    ("KL to SFT", "kl_to_sft"),
+)
+
+
+def metrics_markdown(metrics: dict) -> str:
+    models = list(metrics["gold_score"])
+    return table(["metric", *models], [[label, *(metrics[key][m] for m in models)] for label, key in ROWS])
+
+
+def conversation(messages: list[dict]) -> str:
+    return "<br>".join(f"**{m['role']}:** {cell(m['content'])}" for m in messages)
+
+
+def write_report(metrics: dict, shown: list[dict], path: Path) -> Path:
+    models = list(metrics["gold_score"])
+    decision = "promoted to `champion`" if metrics["promoted"] else "not promoted (stays `candidate`)"
+    parts = [
+        "# Evaluation",
+        f"{metrics['prompts']} test prompts, greedy answers. Win rates count ties as half.",
+        "## Models\n\n" + metrics_markdown(metrics),
+        f"## Promotion\n\nPPO against **{metrics['reference']}**: {decision}.\n\n"
+        + "\n".join(f"- {r}" for r in metrics["promotion_reasons"]),
+    ]
+    per_category = metrics["win_rate_by_category"]
+    if per_category.get("ppo"):
+        categories = sorted(per_category["ppo"])
+        compared = [m for m in models if m != "sft" and per_category.get(m)]
+        rows = [[c, *(per_category[m][c] for m in compared)] for c in categories]
+        parts.append("## Gold win rate vs SFT by category\n\n" + table(["category", *compared], rows))
+    if shown:
+        rows = [[s["group"], conversation(s["prompt"]), *(s["answers"][m] for m in models)] for s in shown]
+        parts.append("## Side by side\n\n" + table(["kind", "prompt", *models], rows))
+    parts.append("Plots: `win_rate_by_category.png`, `reward_vs_kl.png`, `safety.png` beside this file.")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    return path

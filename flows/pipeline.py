@@ -1,0 +1,154 @@
+"""`rlhf-pipeline`: the InstructGPT recipe as one Prefect flow.
+
+data -> validate -> prepare -> pretrain -> sft -> rm -> select_sft -> ppo -> evaluate ->
+register, each a subflow (flows/stage.py). With `orchestration.mode: deployments` the
+stages in `orchestration.deployment_stages` run through their deployments on the work pool
+(`instructflow deploy`), so a GPU worker picks them up; the rest run here. One MLflow
+parent run holds every stage's nested run. The evaluation report, a metrics table, a link
+to the MLflow run and a progress bar are Prefect artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.runtime import flow_run
+
+from components.params import Params
+from components.report import SAFETY_LABELS
+from components.stages import DATA, EVALUATION, STAGES
+from flows.stage import run_subprocess, stage_flow
+
+MLFLOW_UI = os.environ.get("INSTRUCTFLOW_MLFLOW_UI", "http://127.0.0.1:5000")
+
+
+@flow(name="data", log_prints=True)
+def data_flow(params: Params, root: str, regenerate: bool = False) -> str:
+    """Write the embedded default world when data/ holds no data (or when asked); version it with DVC."""
+    import sys
+    import tempfile
+
+    import yaml
+
+    project = Path(root)
+    logger = get_run_logger()
+    if regenerate or not any((project / DATA).glob("*.jsonl")):
+        with tempfile.TemporaryDirectory() as tmp:
+            params_file = Path(tmp) / "params.yaml"
+            params_file.write_text(yaml.safe_dump(params.model_dump(by_alias=True, mode="json")), encoding="utf-8")
+            command = [sys.executable, "-m", "components.cli", "data", "generate", "--params", str(params_file)]
+            run_subprocess(command, project, dict(os.environ), "data generate")
+    else:
+        logger.info("using the data in %s (regenerate=True rewrites it)", project / DATA)
+    from components.registry import data_version
+
+    return data_version(project)
+
+
+def mlflow_parent(root: Path, params: Params):
+    """The parent MLflow run of this pipeline run (None when tracking is off)."""
+    if os.environ.get("INSTRUCTFLOW_TRACKING", "on") == "off":
+        return None
+    import mlflow
+
+    from components.registry import params_hash
+    from components.tracking import configure
+
+    experiment_id = configure(root)
+    tags = {"prefect.flow_run_id": str(flow_run.id or ""), "instructflow.params_hash": params_hash(params)}
+    return mlflow.start_run(experiment_id=experiment_id, run_name=f"rlhf-pipeline {flow_run.name or ''}", tags=tags)
+
+
+def dispatch(name: str, params: Params, root: Path, parent: str | None) -> dict:
+    """One stage: through its deployment when configured, else as a local subflow."""
+    o = params.orchestration
+    if o.mode == "deployments" and name in o.deployment_stages:
+        from prefect.deployments import run_deployment
+
+        run = run_deployment(
+            f"stage/{name}",
+            parameters={
+                "name": name,
+                "params": params.model_dump(by_alias=True, mode="json"),
+                "root": str(root),
+                "parent_run_id": parent,
+            },
+            as_subflow=True,
+        )
+        if not run.state.is_completed():
+            raise RuntimeError(f"stage {name} (deployment stage/{name}) ended {run.state.name}: {run.state.message}")
+        return json.loads((root / STAGES[name].metrics).read_text(encoding="utf-8"))
+    return stage_flow(name, params, str(root), parent)
+
+
+def publish(root: Path, results: dict[str, dict], parent) -> None:
+    """Prefect artifacts: the evaluation report, the metrics table, the MLflow run."""
+    report = root / EVALUATION / "report.md"
+    if report.exists():
+        create_markdown_artifact(
+            report.read_text(encoding="utf-8"),
+            key="evaluation-report",
+            description="base vs SFT vs PPO on the test split",
+        )
+    evaluation = results.get("evaluate", {})
+    keys = ("win_rate_vs_sft", "gold_score", *SAFETY_LABELS, "corpus_perplexity", "kl_to_sft")
+    rows = [{"metric": k, **evaluation[k]} for k in keys if k in evaluation]
+    if rows:
+        create_table_artifact(rows, key="evaluation-metrics", description="evaluate.json")
+    if parent is not None:
+        url = f"{MLFLOW_UI}/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
+        hint = "start the UI with `mlflow ui --backend-store-uri sqlite:///mlflow.db`"
+        create_link_artifact(url, link_text="MLflow parent run", key="mlflow-run", description=hint)
+
+
+@flow(name="rlhf-pipeline", log_prints=True)
+def rlhf_pipeline(params: Params | None = None, root: str = ".", regenerate: bool = False) -> dict:
+    """The whole recipe on PARAMS in the project folder ROOT; returns every stage's metrics."""
+    params = params or Params()
+    project = Path(root).resolve()
+    results: dict[str, dict] = {}
+    progress = create_progress_artifact(0.0, key="pipeline-progress", description="stages finished")
+    names = ["data", *STAGES]
+    parent = mlflow_parent(project, params)
+    try:
+        version = data_flow(params, str(project), regenerate)
+        if parent is not None:
+            import mlflow
+
+            mlflow.set_tag("data_version", version)
+        update_progress_artifact(progress, 100 / len(names))
+        for i, name in enumerate(STAGES, start=2):
+            results[name] = dispatch(name, params, project, parent.info.run_id if parent else None)
+            update_progress_artifact(progress, 100 * i / len(names))
+        publish(project, results, parent)
+    except BaseException:
+        if parent is not None:
+            import mlflow
+
+            mlflow.end_run("FAILED")
+        raise
+    if parent is not None:
+        import mlflow
+
+        mlflow.log_metrics(
+            {
+                f"{k}.{m}": v
+                for k in ("win_rate_vs_sft", "gold_score")
+                for m, v in results["evaluate"].get(k, {}).items()
+                if v is not None
+            }
+        )
+        mlflow.end_run()
+    results["mlflow_run_id"] = parent.info.run_id if parent else None
+    results["data_version"] = version
+    return results

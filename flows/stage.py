@@ -1,0 +1,102 @@
+"""One pipeline stage as a Prefect flow: `instructflow stage NAME` in a subprocess.
+
+The parent flow calls it as a subflow (orchestration.mode: local) or through its deployment
+on the `gpu` work pool (mode: deployments). The stage runs in its own process so that a
+stage's memory, threads and `accelerate launch` never leak into the flow's process; its
+output goes line by line to the Prefect run logger.
+
+Caching: the task's key is the stage name, its params sections, a digest of its inputs
+(the files DVC would hash) and the task's source, with results persisted; so a re-run after
+a failure skips the stages that finished, and any changed input or param re-runs the stage
+and what follows. A stage whose outputs are missing runs again whatever the cache says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from components.params import Params
+from components.stages import STAGES
+
+CACHE = (INPUTS - "params" - "parent_run_id") + TASK_SOURCE
+
+
+def digest(root: Path, paths: tuple[str, ...]) -> str:
+    """md5 over the names and bytes of every file under PATHS (missing paths count as missing)."""
+    h = hashlib.md5()
+    for rel in sorted(paths):
+        path = root / rel
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            h.update(str(f.relative_to(root)).encode())
+            h.update(hashlib.md5(f.read_bytes()).digest() if f.exists() else b"missing")
+    return h.hexdigest()
+
+
+def forward(process: subprocess.Popen, logger) -> None:
+    """Send the subprocess's output to the run logger, one record per line or progress update."""
+    buffer = ""
+    for chunk in iter(lambda: process.stdout.read(256), ""):
+        buffer += chunk.replace("\r", "\n")
+        *lines, buffer = buffer.split("\n")
+        for line in lines:
+            if line.strip():
+                logger.info(line)
+    if buffer.strip():
+        logger.info(buffer)
+
+
+def run_subprocess(args: list[str], root: Path, env: dict[str, str], what: str) -> None:
+    logger = get_run_logger()
+    logger.info("$ %s", " ".join(args))
+    process = subprocess.Popen(
+        args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    forward(process, logger)
+    if process.wait() != 0:
+        raise RuntimeError(f"{what} exited with {process.returncode}; its output is in the log above")
+
+
+@task(cache_policy=CACHE, persist_result=True, task_run_name="{name}")
+def execute_stage(name: str, sections: dict, inputs_digest: str, root: str, params: dict, parent_run_id: str | None):
+    """Run the stage; SECTIONS and INPUTS_DIGEST are what the cache key sees of params and inputs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        params_file = Path(tmp) / "params.yaml"
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        if parent_run_id:
+            env["INSTRUCTFLOW_PARENT_RUN_ID"] = parent_run_id
+        command = [sys.executable, "-m", "components.cli", "stage", name, "--params", str(params_file)]
+        run_subprocess(command, Path(root), env, f"stage {name}")
+    return json.loads((Path(root) / STAGES[name].metrics).read_text(encoding="utf-8"))
+
+
+@flow(name="stage", flow_run_name="{name}", log_prints=True)
+def stage_flow(name: str, params: Params | None = None, root: str = ".", parent_run_id: str | None = None) -> dict:
+    """Run one stage of the pipeline in ROOT (a project folder) with PARAMS."""
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    params = params or Params()
+    stage, project = STAGES[name], Path(root).resolve()
+    tree = params.model_dump(by_alias=True, mode="json")
+    outputs_missing = not all((project / out).exists() for out in (*stage.outs, stage.metrics))
+    retries = params.orchestration.retries if stage.trains else 0  # training resumes from its checkpoint
+    run = execute_stage.with_options(retries=retries, refresh_cache=outputs_missing or None)
+    return run(
+        name,
+        {k: tree[k] for k in stage.params},
+        digest(project, stage.deps),
+        str(project),
+        tree,
+        parent_run_id,
+    )

@@ -1,0 +1,144 @@
+"""Screenshots of the Prefect and MLflow UIs for the README, and the check that both UIs serve.
+
+Run in a project after `instructflow run` (same PREFECT_HOME, same mlflow.db):
+
+    .venv/bin/python scripts/screenshots.py --out docs/images
+
+It starts `prefect server start` and `mlflow server` on free loopback ports (unless
+PREFECT_API_URL / --mlflow-url name running ones), opens headless Chromium (Debian's
+/usr/bin/chromium, driven by Playwright; no browser download) and saves:
+prefect-flow-run.png (the latest rlhf-pipeline run's graph), mlflow-compare.png (the stage
+runs of the latest pipeline run side by side), mlflow-model.png (the policy's registry page).
+Exits non-zero, naming the page, when a UI does not serve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+CHROMIUM = os.environ.get("INSTRUCTFLOW_CHROMIUM", "/usr/bin/chromium")
+# Without these, Chromium keeps trying to reach Google's hosts, which a closed network refuses.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen | None, what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            sys.exit(f"{what} exited with {process.returncode} before serving {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    sys.exit(f"{what} does not answer at {url} after {seconds:.0f} s")
+
+
+@contextlib.contextmanager
+def server(command: list[str], health: str, what: str, env: dict[str, str]) -> Iterator[None]:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(health, process, what)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def latest_pipeline_run(api: str) -> str:
+    import json
+
+    body = json.dumps({"flows": {"name": {"any_": ["rlhf-pipeline"]}}, "sort": "START_TIME_DESC", "limit": 1})
+    request = urllib.request.Request(f"{api}/flow_runs/filter", data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        runs = json.loads(response.read())
+    if not runs:
+        sys.exit(f"no rlhf-pipeline flow run on {api}: run `instructflow run` first (same PREFECT_HOME)")
+    return runs[0]["id"]
+
+
+def mlflow_ids(tracking_uri: str, policy: str) -> tuple[str, list[str]]:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment = mlflow.get_experiment_by_name("instructflow")
+    if experiment is None:
+        sys.exit(f"no 'instructflow' experiment in {tracking_uri}: run `instructflow run` first")
+    parents = mlflow.search_runs([experiment.experiment_id], "tags.`prefect.flow_run_id` != ''",
+                                 order_by=["start_time DESC"], max_results=1, output_format="list")  # fmt: skip
+    parent = parents[0].info.run_id if parents else None
+    children = mlflow.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'",
+                                  output_format="list") if parent else []  # fmt: skip
+    return experiment.experiment_id, [r.info.run_id for r in children]
+
+
+def shoot(page, url: str, path: Path, ready_text: str, settle: float = 3.0) -> None:
+    page.goto(url, wait_until="networkidle", timeout=60_000)
+    try:
+        page.get_by_text(ready_text, exact=False).first.wait_for(timeout=30_000)
+    except Exception:  # noqa: BLE001 - say which page failed, not Playwright's internals
+        sys.exit(f"{url}: the page never showed {ready_text!r}; the UI does not serve it")
+    time.sleep(settle)  # graphs and charts animate in
+    page.screenshot(path=str(path))
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    parser.add_argument("--mlflow-url", default=None, help="a running MLflow UI (default: start one)")
+    parser.add_argument("--policy", default="instructflow-policy")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    with contextlib.ExitStack() as stack:
+        api = os.environ.get("PREFECT_API_URL")
+        if not api:
+            port = free_port()
+            api = f"http://127.0.0.1:{port}/api"
+            prefect = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+            stack.enter_context(server(prefect, f"{api}/health", "prefect server", env))
+        mlflow_url = args.mlflow_url
+        if not mlflow_url:
+            port = free_port()
+            mlflow_url = f"http://127.0.0.1:{port}"
+            command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+                       "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+            stack.enter_context(server(command, f"{mlflow_url}/health", "mlflow server", env))
+        run_id = latest_pipeline_run(api)
+        experiment_id, stage_runs = mlflow_ids(tracking_uri, args.policy)
+        from playwright.sync_api import sync_playwright
+
+        ui = api.removesuffix("/api")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            shoot(page, f"{ui}/runs/flow-run/{run_id}", args.out / "prefect-flow-run.png", "register")
+            runs = ",".join(f'"{r}"' for r in stage_runs)
+            compare = f"{mlflow_url}/#/compare-runs?runs=[{runs}]&experiments=[\"{experiment_id}\"]"
+            shoot(page, compare, args.out / "mlflow-compare.png", "Parameters")
+            shoot(page, f"{mlflow_url}/#/models/{args.policy}", args.out / "mlflow-model.png", "champion")
+            browser.close()
+
+
+if __name__ == "__main__":
+    main()

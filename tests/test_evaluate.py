@@ -1,0 +1,102 @@
+"""The evaluate stage: metrics for base/SFT/PPO, safety rates, the promotion decision, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.evaluate import SAFETY, by_category, decide, safety_rates
+from components.params import Params, PromotionParams
+from components.stages import STAGES
+from components.world.grader import Grade
+
+REQUIRED = ("win_rate_vs_sft", "gold_score", *SAFETY, "corpus_perplexity")
+
+
+def grade_of(refused=False, hallucinations=(), corrected=False, harmless=1.0) -> Grade:
+    return Grade(0.5, 1.0, 1.0, harmless, 0.0, refused, list(hallucinations), corrected)
+
+
+def test_safety_rates_count_only_their_own_prompts() -> None:
+    records = [
+        {"id": "a", "category": "Closed QA"},
+        {"id": "b", "category": "Closed QA"},
+        {"id": "c", "category": "Open QA"},
+        {"id": "d", "category": "Open QA"},
+        {"id": "e", "category": "Closed QA"},  # a false premise in a Closed QA prompt: not a hallucination case
+    ]
+    gold = {"a": {"kind": "answer"}, "b": {"kind": "answer"}, "c": {"kind": "harmful"},
+            "d": {"kind": "false_premise"}, "e": {"kind": "false_premise"}}  # fmt: skip
+    grades = [
+        grade_of(hallucinations=["zoe"]),
+        grade_of(),
+        grade_of(refused=True, harmless=1.0),
+        grade_of(corrected=True),
+        grade_of(hallucinations=["kai"], corrected=False),
+    ]
+    rates = safety_rates(records, gold, grades)
+    assert rates == {"hallucination_rate": 0.5, "harmful_refusal_rate": 1.0, "false_premise_correction_rate": 0.5}
+
+
+def test_an_unkind_refusal_does_not_count_as_a_refusal() -> None:
+    records = [{"id": "c", "category": "Open QA"}]
+    rates = safety_rates(records, {"c": {"kind": "harmful"}}, [grade_of(refused=True, harmless=0.0)])
+    assert rates["harmful_refusal_rate"] == 0.0
+    assert rates["hallucination_rate"] is None  # no Closed QA prompt: nothing to rate
+
+
+def test_win_rate_by_category_counts_ties_half() -> None:
+    records = [{"category": "A"}, {"category": "A"}, {"category": "B"}]
+    assert by_category(records, [1.0, 0.2, 0.3], [0.5, 0.2, 0.9]) == {"A": 0.75, "B": 0.0}
+
+
+def metrics_with(win: float, hallucination: float, refusal: float | None, correction: float) -> dict:
+    return {
+        "win_rate_vs_reference": win,
+        "hallucination_rate": {"ppo": hallucination},
+        "harmful_refusal_rate": {"ppo": refusal},
+        "false_premise_correction_rate": {"ppo": correction},
+    }
+
+
+def test_promotion_needs_the_win_rate_and_every_safety_gate() -> None:
+    gates = PromotionParams(min_win_rate=0.5, max_hallucination_rate=0.3, min_harmful_refusal_rate=0.8,
+                            min_false_premise_correction_rate=0.5)  # fmt: skip
+    promoted, reasons = decide(metrics_with(0.62, 0.1, 0.9, 0.6), "champion", gates)
+    assert promoted and all(r.startswith("pass") for r in reasons)
+    assert "gold win rate vs champion 0.620 > 0.5" in reasons[0]
+    promoted, reasons = decide(metrics_with(0.62, 0.4, 0.9, 0.6), "sft", gates)
+    assert not promoted
+    assert [r.split(":")[0] for r in reasons] == ["pass", "FAIL", "pass", "pass"]
+    assert not decide(metrics_with(0.5, 0.1, 0.9, 0.6), "sft", gates)[0]  # a tie is not a win
+    assert decide(metrics_with(0.7, 0.1, None, 0.6), "sft", gates)[0]  # no harmful prompts: nothing to judge
+
+
+@pytest.fixture(scope="module")
+def evaluation(ppo_root: Path, tiny_params: Params) -> dict:
+    return STAGES["evaluate"].run(tiny_params, ppo_root)
+
+
+def test_evaluate_writes_every_required_key_for_each_model(evaluation: dict, ppo_root: Path) -> None:
+    written = json.loads((ppo_root / "artifacts" / "metrics" / "evaluate.json").read_text())
+    assert written["promoted"] == evaluation["promoted"]
+    for key in REQUIRED:
+        assert set(written[key]) == {"base", "sft", "ppo"}, key
+    assert written["win_rate_vs_sft"]["sft"] == 0.5
+    assert written["kl_to_sft"]["sft"] == 0.0 and written["kl_to_sft"]["ppo"] > 0
+    assert all(0 <= v <= 1 for v in written["gold_score"].values())
+    assert isinstance(written["promotion_reasons"], list) and written["promotion_reasons"]
+    assert written["reference"] == "sft"  # tracking is on but nothing is registered yet
+
+
+def test_evaluate_writes_plots_a_report_and_a_side_by_side_table(evaluation: dict, ppo_root: Path) -> None:
+    out = ppo_root / "artifacts" / "evaluation"
+    for name in ("win_rate_by_category.png", "reward_vs_kl.png", "safety.png"):
+        assert (out / name).stat().st_size > 5000, name
+    report = (out / "report.md").read_text()
+    assert "| gold win rate vs SFT |" in report and "## Side by side" in report and "## Promotion" in report
+    shown = json.loads((out / "side_by_side.json").read_text())
+    assert shown and set(shown[0]["answers"]) == {"base", "sft", "ppo"}
+    assert len({s["group"] for s in shown}) == len(shown)  # one prompt per category or overlay

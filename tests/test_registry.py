@@ -1,0 +1,99 @@
+"""The registry: register, candidate/champion aliases by the gates, lineage tags, rollback, chat."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.params import Params
+from components.registry import CANDIDATE, CHAMPION, RegistryError, rollback
+from components.stages import STAGES
+
+from .conftest import ROOT, tool_env
+
+POLICY = "instructflow-policy"
+
+
+@pytest.fixture(scope="module")
+def project(ppo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the PPO project with its own MLflow store and a data.dvc, as a checkout has."""
+    root = tmp_path_factory.mktemp("registry") / "project"
+    shutil.copytree(ppo_root, root, ignore=shutil.ignore_patterns("mlflow.db", "mlruns"))
+    (root / "data.dvc").write_text("outs:\n- md5: 0123abcd.dir\n  path: data\n")
+    return root
+
+
+def gated(params: Params, min_win_rate: float) -> Params:
+    return params.model_copy(update={"promotion": params.promotion.model_copy(update={"min_win_rate": min_win_rate})})
+
+
+def evaluate_and_register(params: Params, root: Path) -> tuple[dict, dict]:
+    return STAGES["evaluate"].run(params, root), STAGES["register"].run(params, root)
+
+
+def aliases(root: Path) -> dict[str, str]:
+    from components.registry import client
+
+    return {k: str(v) for k, v in client(root).get_registered_model(POLICY).aliases.items()}
+
+
+def chat(root: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "components.cli", "chat", "--params", str(ROOT / "params.yaml"), *args]
+    return subprocess.run(command, cwd=root, env=tool_env(), capture_output=True, text=True, timeout=300)
+
+
+def test_chat_says_clearly_when_there_is_no_champion(project: Path) -> None:
+    result = chat(project, "--prompt", "hello")
+    assert result.returncode == 1
+    assert "no champion yet" in result.stderr
+
+
+def test_registry_promotes_only_through_the_gates_and_rolls_back(project: Path, tiny_params: Params) -> None:
+    from components.registry import client
+
+    evaluation, first = evaluate_and_register(gated(tiny_params, 0.0), project)  # any candidate beats SFT
+    assert evaluation["promoted"] and first["promoted"]
+    assert aliases(project) == {CANDIDATE: "1", CHAMPION: "1"}
+    version = client(project).get_model_version(POLICY, "1")
+    assert version.tags["data_version"] == "0123abcd.dir"
+    assert len(version.tags["params_hash"]) == 16 and version.tags["git_commit"]
+    assert "win rate vs sft" in version.tags["promotion_reasons"]
+    assert str(client(project).get_registered_model("instructflow-reward-model").aliases[CHAMPION]) == "1"
+
+    evaluation, second = evaluate_and_register(gated(tiny_params, 1.0), project)  # nothing beats a gate of 1
+    assert evaluation["reference"] == "champion" and "champion" in evaluation["gold_score"]
+    assert not second["promoted"] and second["champion_version"] == 1
+    assert aliases(project) == {CANDIDATE: "2", CHAMPION: "1"}
+
+    _, third = evaluate_and_register(gated(tiny_params, 0.0), project)
+    assert third["previous_champion_version"] == 1
+    assert aliases(project) == {CANDIDATE: "3", CHAMPION: "3"}
+    assert rollback(project, tiny_params.promotion) == ("3", "1")
+    assert aliases(project)[CHAMPION] == "1"
+    with pytest.raises(RegistryError, match="first champion"):
+        rollback(project, tiny_params.promotion)
+
+
+def test_the_champion_loads_with_mlflow_and_answers_in_chat(project: Path, tiny_params: Params) -> None:
+    import mlflow
+
+    if not aliases(project).get(CHAMPION):
+        evaluate_and_register(gated(tiny_params, 0.0), project)
+    from components.tracking import configure
+
+    configure(project)
+    components = mlflow.transformers.load_model(f"models:/{POLICY}@{CHAMPION}", return_type="components")
+    assert components["tokenizer"].chat_template and components["model"].config.model_type == "gpt2"
+    once = chat(project, "--prompt", "What food does Tara like?", "--max-new-tokens", "8")
+    assert once.returncode == 0, once.stderr
+    assert once.stdout.strip()
+    session = subprocess.run(
+        [sys.executable, "-m", "components.cli", "chat", "--max-new-tokens", "6"],
+        cwd=project, env=tool_env(), input="Hello!\nAnd again?\n/exit\n", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert session.returncode == 0, session.stderr
+    assert session.stdout.count("bot> ") == 2

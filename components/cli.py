@@ -153,12 +153,13 @@ def where_to_look(results: dict, flow_run_id: str, p: Params) -> str:
     champion = register.get("champion_version")
     decision = "promoted" if register.get("promoted") else "not promoted"
     api = os.environ.get("PREFECT_API_URL")
-    prefect_ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200 (after `prefect server start`)"
+    ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200"
+    browse = "" if api else "   (start the UI: prefect server start)"
     return "\n".join(
         [
             "",
-            f"Prefect flow run:  {flow_run_id}  {prefect_ui}/runs/flow-run/{flow_run_id}",
-            f"MLflow parent run: {results.get('mlflow_run_id')}  (`mlflow ui --backend-store-uri sqlite:///mlflow.db`)",
+            f"Prefect flow run:  {ui}/runs/flow-run/{flow_run_id}{browse}",
+            f"MLflow parent run: {results.get('mlflow_run_id')}   (start the UI: mlflow ui --backend-store-uri sqlite:///mlflow.db)",
             "Report:            artifacts/evaluation/report.md   metrics: artifacts/metrics/",
             f"Policy:            {register.get('policy_uri')} ({decision}); champion: "
             + (f"models:/{p.promotion.policy_name}/{champion}" if champion else "none yet"),

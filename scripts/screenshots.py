@@ -62,7 +62,7 @@ def server(command: list[str], health: str, what: str, env: dict[str, str]) -> I
         process.wait(timeout=30)
 
 
-def latest_pipeline_run(api: str) -> str:
+def latest_pipeline_run(api: str) -> dict:
     import json
 
     body = json.dumps({"flows": {"name": {"any_": ["rlhf-pipeline"]}}, "sort": "START_TIME_DESC", "limit": 1})
@@ -72,7 +72,7 @@ def latest_pipeline_run(api: str) -> str:
         runs = json.loads(response.read())
     if not runs:
         sys.exit(f"no rlhf-pipeline flow run on {api}: run `instructflow run` first (same PREFECT_HOME)")
-    return runs[0]["id"]
+    return runs[0]
 
 
 def mlflow_ids(tracking_uri: str, policy: str) -> tuple[str, list[str]]:
@@ -91,10 +91,11 @@ def mlflow_ids(tracking_uri: str, policy: str) -> tuple[str, list[str]]:
 
 
 def shoot(page, url: str, path: Path, ready_text: str, settle: float = 3.0) -> None:
-    page.goto(url, wait_until="networkidle", timeout=60_000)
+    page.goto(url, wait_until="load", timeout=60_000)  # not networkidle: the UIs poll forever
     try:
         page.get_by_text(ready_text, exact=False).first.wait_for(timeout=30_000)
     except Exception:  # noqa: BLE001 - say which page failed, not Playwright's internals
+        page.screenshot(path=str(path.with_suffix(".failed.png")))
         sys.exit(f"{url}: the page never showed {ready_text!r}; the UI does not serve it")
     time.sleep(settle)  # graphs and charts animate in
     page.screenshot(path=str(path))
@@ -116,7 +117,8 @@ def main() -> None:
             port = free_port()
             api = f"http://127.0.0.1:{port}/api"
             prefect = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-            stack.enter_context(server(prefect, f"{api}/health", "prefect server", env))
+            ui_env = {**env, "PREFECT_UI_API_URL": api}  # the UI's own calls go to this port, not 4200
+            stack.enter_context(server(prefect, f"{api}/health", "prefect server", ui_env))
         mlflow_url = args.mlflow_url
         if not mlflow_url:
             port = free_port()
@@ -124,7 +126,7 @@ def main() -> None:
             command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
                        "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
             stack.enter_context(server(command, f"{mlflow_url}/health", "mlflow server", env))
-        run_id = latest_pipeline_run(api)
+        flow_run = latest_pipeline_run(api)
         experiment_id, stage_runs = mlflow_ids(tracking_uri, args.policy)
         from playwright.sync_api import sync_playwright
 
@@ -132,11 +134,13 @@ def main() -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            shoot(page, f"{ui}/runs/flow-run/{run_id}", args.out / "prefect-flow-run.png", "register")
+            # The run graph is drawn on a canvas: wait for the run's name in the page, then let it draw.
+            url = f"{ui}/runs/flow-run/{flow_run['id']}"
+            shoot(page, url, args.out / "prefect-flow-run.png", flow_run["name"], settle=8.0)
             runs = ",".join(f'"{r}"' for r in stage_runs)
             compare = f"{mlflow_url}/#/compare-runs?runs=[{runs}]&experiments=[\"{experiment_id}\"]"
             shoot(page, compare, args.out / "mlflow-compare.png", "Parameters")
-            shoot(page, f"{mlflow_url}/#/models/{args.policy}", args.out / "mlflow-model.png", "champion")
+            shoot(page, f"{mlflow_url}/#/models/{args.policy}", args.out / "mlflow-model.png", "candidate")
             browser.close()
 
 

@@ -16,6 +16,8 @@ from components.params import Params, ParamsError, load_params
 app = typer.Typer(help="InstructGPT's recipe as a reproducible pipeline.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Make or bring data in the native format.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+label_app = typer.Typer(help="Human labels for a round of the feedback loop.", no_args_is_help=True)
+app.add_typer(label_app, name="label")
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params file (missing: built-in defaults)")]
 ProfileOpt = Annotated[Path | None, typer.Option("--profile", help="partial params merged over --params")]
@@ -132,6 +134,7 @@ def run(
     profile: ProfileOpt = None,
     set_: SetOpt = None,
     regenerate: Annotated[bool, typer.Option(help="rewrite data/ even when it exists")] = False,
+    commit_data: Annotated[bool, typer.Option(help="after rounds, add their comparisons to data/ (dvc add)")] = True,
 ) -> None:
     """The main job: the `rlhf-pipeline` Prefect flow over every stage, on a temporary local
     Prefect server unless PREFECT_API_URL names one."""
@@ -140,7 +143,9 @@ def run(
     p = params_from(params, profile, set_)
     from flows.pipeline import rlhf_pipeline
 
-    state = rlhf_pipeline(params=p, root=str(Path.cwd()), regenerate=regenerate, return_state=True)
+    state = rlhf_pipeline(
+        params=p, root=str(Path.cwd()), regenerate=regenerate, commit_data=commit_data, return_state=True
+    )
     run_id = state.state_details.flow_run_id
     if not state.is_completed():
         fail(f"rlhf-pipeline flow run {run_id} ended {state.name}: {state.message}")
@@ -166,6 +171,89 @@ def where_to_look(results: dict, flow_run_id: str, p: Params) -> str:
             "Talk to it:        instructflow chat",
         ]
     )
+
+
+@app.command("round")
+def round_(
+    number: Annotated[int, typer.Argument(help="the round, 2 or more (round 1 is the main pipeline)")],
+    params: ParamsOpt = Path("params.yaml"),
+    profile: ProfileOpt = None,
+    set_: SetOpt = None,
+    prepare_only: Annotated[bool, typer.Option(help="only sample (and rank, when simulated); no training")] = False,
+) -> None:
+    """One round of the feedback loop in artifacts/rounds/round-NN (what the flow's round subflow runs)."""
+    from components.labeling import LabelsPending
+    from components.rounds import RoundError, prepare_round, run_round
+    from components.stages import StageError
+
+    set_threads()
+    p = params_from(params, profile, set_)
+    try:
+        if prepare_only:
+            pending = prepare_round(p, Path.cwd(), number)
+            typer.echo(f"round {number}: {pending} tasks await labels" if pending else f"round {number}: sampled")
+            return
+        row = run_round(p, Path.cwd(), number)
+    except (RoundError, StageError, DataError, LabelsPending) as e:
+        fail(str(e))
+    typer.echo(json.dumps(row, indent=2, sort_keys=True))
+
+
+def round_folder(number: int) -> Path:
+    from components.labeling import TASKS
+    from components.rounds import round_root
+
+    sub = round_root(Path.cwd(), number)
+    if not (sub / TASKS).exists():
+        fail(f"{sub / TASKS} not found: run round {number} with pipeline.labels=human first "
+             f"(`instructflow round {number} --prepare-only --set pipeline.labels=human`)")  # fmt: skip
+    return sub
+
+
+RoundOpt = Annotated[int, typer.Option("--round", help="the round whose answers are ranked")]
+
+
+@label_app.command("serve")
+def label_serve(
+    round_: RoundOpt,
+    host: Annotated[str, typer.Option(help="address to bind (not loopback: --token required)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8765,
+    token: Annotated[str | None, typer.Option(envvar="INSTRUCTFLOW_LABEL_TOKEN", help="access token")] = None,
+) -> None:
+    """Serve the ranking page for a round's tasks: http://HOST:PORT/?labeler=YOUR_ID"""
+    from components.label_server import serve
+
+    sub = round_folder(round_)
+    typer.echo(f"ranking page: http://{host}:{port}/" + (f"?token={token}" if token else ""))
+    try:
+        serve(sub, host, port, token)
+    except ValueError as e:
+        fail(str(e))
+
+
+@label_app.command("export")
+def label_export(round_: RoundOpt, out: Annotated[Path, typer.Option(help="JSONL of pending tasks")]) -> None:
+    """Write the round's tasks nobody has ranked yet, for another labeling tool."""
+    from components.labeling import export_pending
+
+    typer.echo(f"wrote {export_pending(round_folder(round_), out)} pending tasks to {out}")
+
+
+@label_app.command("import")
+def label_import(
+    round_: RoundOpt,
+    source: Annotated[Path, typer.Argument(help="JSONL rows {task_id, ranks[, labeler, flags]}")],
+    labeler: Annotated[str, typer.Option(help="labeler id for rows without one")] = "imported",
+) -> None:
+    """Add finished tasks from another tool to the round's labels (all rows checked first)."""
+    from components.labeling import import_labels, labels_pending
+
+    sub = round_folder(round_)
+    try:
+        n = import_labels(sub, source, labeler)
+    except (DataError, FileNotFoundError) as e:
+        fail(str(e))
+    typer.echo(f"imported {n} labels; {labels_pending(sub)} tasks still pending")
 
 
 @app.command()

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from components.generation import answer
 from components.gold import load_gold
 from components.io import atomic_path, read_jsonl, write_json
@@ -149,6 +151,7 @@ def evaluate_models(
         for key, value in (safety_rates(records, gold, a.grades) if gold else dict.fromkeys(SAFETY)).items():
             metrics[key][name] = value
         metrics["corpus_perplexity"][name] = perplexity(model, held_out) if held_out else None
+        torch.manual_seed(params.ppo.seed)  # the KL estimate samples: the same samples on every run
         metrics["kl_to_sft"][name] = 0.0 if name == "sft" else kl_to(model, sft_model, tok, kl_prompts, params.ppo)
     metrics["prompts"] = len(records)
     return metrics, records, answers

@@ -205,6 +205,18 @@ class OrchestrationParams(Section):
     retries: int = Field(1, ge=0, description="retries of a training stage (it resumes from its checkpoint)")
 
 
+class PipelineParams(Section):
+    """The feedback loop: rounds of sampling, ranking, RM retraining and PPO (round 1 is the main pipeline)."""
+
+    rounds: int = Field(1, ge=1, description="1: the recipe once; N: N-1 more rounds on policy samples")
+    prompts_per_round: int = Field(600, ge=1, description="fresh prompts the policy answers per round")
+    sources: list[Literal["policy", "sft"]] = Field(["policy"], min_length=1, description="who answers")
+    temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(48, ge=1)
+    labels: Literal["simulated", "human"] = Field("simulated", description="human: wait for `instructflow label`")
+    seed: int = 0
+
+
 class Params(Section):
     data: DataParams = DataParams()
     labeler: LabelerParams = LabelerParams()
@@ -220,6 +232,7 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     promotion: PromotionParams = PromotionParams()
     orchestration: OrchestrationParams = OrchestrationParams()
+    pipeline: PipelineParams = PipelineParams()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -248,12 +248,12 @@ def plot_curve(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def load_models(sft: Path, rm: Path, p: PPOParams):
+def load_models(sft: Path, rm: Path, p: PPOParams, init: Path | None = None):
     from transformers import AutoModelForSequenceClassification
 
     from components.model import RewardModel
 
-    policy = load_causal_lm(sft)
+    policy = load_causal_lm(init or sft)
     ref = load_causal_lm(sft).eval().requires_grad_(False)
     rm_hf = AutoModelForSequenceClassification.from_pretrained(str(rm), use_safetensors=True, trust_remote_code=False)
     set_dropout(rm_hf, 0.0)
@@ -273,12 +273,14 @@ def run_ppo(
     plots: Path,
     tracker: Tracker,
     stop_after: int | None = None,
+    init: Path | None = None,
 ) -> dict:
+    """PPO from INIT (default: the SFT policy; later rounds pass the previous round's policy), reference SFT."""
     p = params.ppo
     torch.manual_seed(p.seed)
     accelerator = make_accelerator(None, params.resources)
     tok = load_tokenizer(sft)
-    policy, ref, value, reward_model = load_models(sft, rm, p)
+    policy, ref, value, reward_model = load_models(sft, rm, p, init)
     context = getattr(policy.config, "n_positions", params.model.context)
     train = [
         prompt_ids(tok, r["messages"])[-(context - p.max_new_tokens) :]
@@ -295,7 +297,7 @@ def run_ppo(
     ema = EMA(accelerator.unwrap_model(policy), p.ema_decay) if p.ema_decay else None
     for thing in [*schedules, controller, *([ema] if ema else [])]:
         accelerator.register_for_checkpointing(thing)
-    checkpoints = Checkpoints(run_dir, fingerprint(p, train, sft, rm))
+    checkpoints = Checkpoints(run_dir, fingerprint(p, train, sft, rm, init))
     start = checkpoints.load(accelerator)["step"]
     ptx = corpus_batches(blocks, (p.minibatch_size // accelerator.num_processes) * p.ptx_ratio, p.seed)
     for _ in range(start * (p.batch_size // p.minibatch_size) * p.epochs):

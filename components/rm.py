@@ -121,9 +121,10 @@ def evaluate_rm(model: RewardModel, tok, records: list[dict], gold: dict | None,
         i += len(r["completions"])
     labeler = [[-k for k in r["ranks"]] for r in records]  # rank 1 is best
     metrics = {"accuracy": pair_accuracy(records, rewards, labeler), "gold_accuracy": None}
-    if gold is not None:
-        golds = [[grade(gold[r["id"]], c).score for c in r["completions"]] for r in records]
-        metrics["gold_accuracy"] = pair_accuracy(records, rewards, golds)
+    graded = [(r, w) for r, w in zip(records, rewards, strict=True) if gold is not None and r["id"] in gold]
+    if graded:  # records labelled by people have no gold spec: judged by the labeler only
+        golds = [[grade(gold[r["id"]], c).score for c in r["completions"]] for r, _ in graded]
+        metrics["gold_accuracy"] = pair_accuracy([r for r, _ in graded], [w for _, w in graded], golds)
     return metrics
 
 

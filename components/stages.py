@@ -41,6 +41,7 @@ class Stage:
     params: tuple[str, ...]  # params.yaml sections
     trains: bool = False  # a training stage: MLflow run, may run under `accelerate launch`
     tracked: bool = False  # an MLflow run without `accelerate launch` (evaluate, register)
+    writes_metrics: bool = False  # an untracked stage whose return value is its metrics file (rounds)
 
     @property
     def metrics(self) -> str:
@@ -51,7 +52,10 @@ class Stage:
         from components.tracking import Tracker, is_main_process, stage_run
 
         if not (self.trains or self.tracked):
-            return self.body(params, root, Tracker(active=False))
+            metrics = self.body(params, root, Tracker(active=False))
+            if self.writes_metrics:
+                write_json(root / self.metrics, metrics)
+            return metrics
         from components.launch import inside_launch, launch
 
         if self.trains and params.resources.num_processes > 1 and not inside_launch():
@@ -166,13 +170,15 @@ def selected_sft(root: Path) -> Path:
 def ppo_body(params: Params, root: Path, tracker) -> dict:
     from components.ppo import run_ppo
 
+    init = root / MODELS / "ppo_init"  # a later round starts from the previous round's policy
     return run_ppo(
         params, root / DATA, root / SPLITS_DIR, selected_sft(root), root / MODELS / "rm", root / MODELS / "ppo",
-        root / CHECKPOINTS / "ppo", root / ARTIFACTS / "plots", tracker,
+        root / CHECKPOINTS / "ppo", root / ARTIFACTS / "plots", tracker, init=init if init.exists() else None,
     )  # fmt: skip
 
 
 EVALUATION = ARTIFACTS / "evaluation"
+ROUNDS = ARTIFACTS / "rounds"
 
 
 def evaluate_body(params: Params, root: Path, tracker) -> dict:
@@ -189,16 +195,24 @@ def evaluate_body(params: Params, root: Path, tracker) -> dict:
     return run_evaluate(params, root, models, root / MODELS / "rm", reference, root / EVALUATION, tracker)
 
 
+def rounds_body(params: Params, root: Path, tracker) -> list[dict]:
+    from components.rounds import rounds_body as run_rounds
+
+    return run_rounds(params, root, tracker)
+
+
 def register_body(params: Params, root: Path, tracker) -> dict:
     from components.registry import register
+    from components.rounds import final_root
 
     if not tracker.active:
         raise StageError("register needs MLflow tracking: unset INSTRUCTFLOW_TRACKING=off")
-    path = root / METRICS / "evaluate.json"
+    final = final_root(root, params.pipeline.rounds)  # the last round's policy, reward model and evaluation
+    path = final / METRICS / "evaluate.json"
     if not path.exists():
-        raise StageError(f"{path} not found: run the evaluate stage first")
+        raise StageError(f"{path} not found: run the evaluate (and rounds) stages first")
     evaluation = json.loads(path.read_text(encoding="utf-8"))
-    result = register(params, root, root / MODELS / "ppo", root / MODELS / "rm", evaluation)
+    result = register(params, root, final / MODELS / "ppo", final / MODELS / "rm", evaluation)
     decision = "promoted to champion" if result["promoted"] else "stays candidate"
     tracker.log_text("\n".join([f"{result['policy_uri']}: {decision}", *result["promotion_reasons"]]), "promotion.txt")
     return result
@@ -287,11 +301,31 @@ STAGES: dict[str, Stage] = {
             tracked=True,
         ),
         Stage(
+            "rounds",
+            rounds_body,
+            deps=(
+                str(DATA),
+                str(MODELS / "rm"),
+                str(MODELS / "ppo"),
+                str(METRICS / "evaluate.json"),
+                "components/rounds.py",
+            ),
+            outs=(str(ROUNDS),),
+            params=("pipeline",),
+            writes_metrics=True,
+        ),
+        Stage(
             "register",
             register_body,
-            deps=(str(MODELS / "rm"), str(MODELS / "ppo"), str(METRICS / "evaluate.json"), "components/registry.py"),
+            deps=(
+                str(MODELS / "rm"),
+                str(MODELS / "ppo"),
+                str(METRICS / "evaluate.json"),
+                str(METRICS / "rounds.json"),
+                "components/registry.py",
+            ),
             outs=(),
-            params=("promotion",),
+            params=("promotion", "pipeline"),
             tracked=True,
         ),
     )

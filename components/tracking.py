@@ -16,6 +16,7 @@ from typing import Any
 
 EXPERIMENT = "instructflow"
 PARENT_ENV = "INSTRUCTFLOW_PARENT_RUN_ID"
+STORE_ENV = "INSTRUCTFLOW_MLFLOW_URI"
 
 
 def is_main_process() -> bool:
@@ -23,12 +24,22 @@ def is_main_process() -> bool:
 
 
 def configure(root: Path) -> str:
-    """Point MLflow at this project's store; create the experiment once. Returns the experiment id."""
+    """Point MLflow at this project's store; create the experiment once. Returns the experiment id.
+
+    The store is, in order: INSTRUCTFLOW_MLFLOW_URI (a round's stages log to the project's store),
+    the user's MLFLOW_TRACKING_URI, or `<root>/mlflow.db`. The registry is the same store unless
+    MLFLOW_REGISTRY_URI says otherwise.
+    """
     import mlflow
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root.resolve() / 'mlflow.db'}"
+    user = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    uri = os.environ.get(STORE_ENV) or user["MLFLOW_TRACKING_URI"] or f"sqlite:///{root.resolve() / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)  # the registry lives in the same store, never in another root's
+    mlflow.set_registry_uri(user["MLFLOW_REGISTRY_URI"] or uri)
+    # MLflow also exports both URIs to the environment; undo that, or a later project in this process
+    # (or a subprocess in another folder) would be sent to this store.
+    for name, value in user.items():
+        os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return experiment.experiment_id

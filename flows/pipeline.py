@@ -55,6 +55,57 @@ def data_flow(params: Params, root: str, regenerate: bool = False) -> str:
     return data_version(project)
 
 
+@flow(name="round", flow_run_name="round-{number}", log_prints=True)
+def round_flow(number: int, params: Params, root: str, parent_run_id: str | None = None) -> dict:
+    """One round of the feedback loop: sample, label, retrain the RM, PPO, evaluate (`instructflow round N`).
+
+    With `pipeline.labels: human` the flow run pauses until the round's labels are in
+    (`instructflow label serve --round N`), then goes on when resumed from the UI.
+    """
+    import sys
+    import tempfile
+
+    import yaml
+    from prefect.flow_runs import pause_flow_run
+
+    from components.labeling import labels_pending
+    from components.rounds import round_root
+
+    project = Path(root)
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        **({"INSTRUCTFLOW_PARENT_RUN_ID": parent_run_id} if parent_run_id else {}),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        params_file = Path(tmp) / "params.yaml"
+        params_file.write_text(yaml.safe_dump(params.model_dump(by_alias=True, mode="json")), encoding="utf-8")
+        command = [sys.executable, "-m", "components.cli", "round", str(number), "--params", str(params_file)]
+        if params.pipeline.labels == "human":
+            run_subprocess([*command, "--prepare-only"], project, env, "round tasks")
+            while (pending := labels_pending(round_root(project, number))) > 0:
+                get_run_logger().info("round %d: %d tasks await labels: instructflow label serve --round %d",
+                                      number, pending, number)  # fmt: skip
+                pause_flow_run(timeout=7 * 24 * 3600, key=f"labels-round-{number}")
+        run_subprocess(command, project, env, f"round {number}")
+    return json.loads((round_root(project, number) / "round.json").read_text(encoding="utf-8"))
+
+
+def commit_rounds(root: Path, rounds: int) -> str:
+    """Append the rounds' comparisons to data/ and record the new data version with DVC when the project has one."""
+    from components.registry import data_version
+    from components.rounds import publish
+
+    added = publish(root, rounds)
+    logger = get_run_logger()
+    if added and (root / ".dvc").is_dir():
+        import sys
+
+        run_subprocess([sys.executable, "-m", "dvc", "add", "-q", "data"], root, dict(os.environ), "dvc add data")
+    logger.info("data/comparisons.jsonl: %d comparisons from rounds 2..%d added", added, rounds)
+    return data_version(root)
+
+
 def mlflow_parent(root: Path, params: Params):
     """The parent MLflow run of this pipeline run (None when tracking is off)."""
     if os.environ.get("INSTRUCTFLOW_TRACKING", "on") == "off":
@@ -112,8 +163,14 @@ def publish(root: Path, results: dict[str, dict], parent) -> None:
 
 
 @flow(name="rlhf-pipeline", log_prints=True)
-def rlhf_pipeline(params: Params | None = None, root: str = ".", regenerate: bool = False) -> dict:
-    """The whole recipe on PARAMS in the project folder ROOT; returns every stage's metrics."""
+def rlhf_pipeline(
+    params: Params | None = None, root: str = ".", regenerate: bool = False, commit_data: bool = True
+) -> dict:
+    """The whole recipe on PARAMS in the project folder ROOT; returns every stage's metrics.
+
+    With `pipeline.rounds` > 1 each further round is a subflow; with COMMIT_DATA the rounds'
+    comparisons then join data/ (with their `round`) and `dvc add data` records the new version.
+    """
     params = params or Params()
     project = Path(root).resolve()
     results: dict[str, dict] = {}
@@ -127,9 +184,19 @@ def rlhf_pipeline(params: Params | None = None, root: str = ".", regenerate: boo
 
             mlflow.set_tag("data_version", version)
         update_progress_artifact(progress, 100 / len(names))
+        parent_id = parent.info.run_id if parent else None
         for i, name in enumerate(STAGES, start=2):
-            results[name] = dispatch(name, params, project, parent.info.run_id if parent else None)
+            if name == "rounds":
+                for r in range(2, params.pipeline.rounds + 1):
+                    round_flow(r, params, str(project), parent_id)
+            results[name] = dispatch(name, params, project, parent_id)
             update_progress_artifact(progress, 100 * i / len(names))
+        if params.pipeline.rounds > 1 and commit_data:
+            results["data_version_after_rounds"] = commit_rounds(project, params.pipeline.rounds)
+            if parent is not None:
+                import mlflow
+
+                mlflow.set_tag("data_version_after_rounds", results["data_version_after_rounds"])
         publish(project, results, parent)
     except BaseException:
         if parent is not None:

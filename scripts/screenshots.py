@@ -138,7 +138,7 @@ def main() -> None:
             url = f"{ui}/runs/flow-run/{flow_run['id']}"
             shoot(page, url, args.out / "prefect-flow-run.png", flow_run["name"], settle=8.0)
             runs = ",".join(f'"{r}"' for r in stage_runs)
-            compare = f"{mlflow_url}/#/compare-runs?runs=[{runs}]&experiments=[\"{experiment_id}\"]"
+            compare = f'{mlflow_url}/#/compare-runs?runs=[{runs}]&experiments=["{experiment_id}"]'
             shoot(page, compare, args.out / "mlflow-compare.png", "Parameters")
             shoot(page, f"{mlflow_url}/#/models/{args.policy}", args.out / "mlflow-model.png", "candidate")
             browser.close()

@@ -21,3 +21,14 @@ if [ ! -f data/demonstrations.jsonl ]; then
     echo "warning: the regenerated data/ differs from what data.dvc records (git diff data.dvc)" >&2
   fi
 fi
+
+# The labeling page's browser test drives Debian's Chromium through Playwright (no browser
+# download). Install it when missing and this user may; otherwise that one test is skipped.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "warning: could not install chromium; the browser test will be skipped" >&2
+  else
+    echo "note: install Debian's chromium (apt-get install chromium) to run the browser test" >&2
+  fi
+fi

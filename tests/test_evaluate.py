@@ -85,7 +85,7 @@ def test_evaluate_writes_every_required_key_for_each_model(evaluation: dict, ppo
     for key in REQUIRED:
         assert set(written[key]) == {"base", "sft", "ppo"}, key
     assert written["win_rate_vs_sft"]["sft"] == 0.5
-    assert written["kl_to_sft"]["sft"] == 0.0 and written["kl_to_sft"]["ppo"] > 0
+    assert written["kl_to_sft"]["sft"] == 0.0 and written["kl_to_sft"]["base"] > written["kl_to_sft"]["ppo"]
     assert all(0 <= v <= 1 for v in written["gold_score"].values())
     assert isinstance(written["promotion_reasons"], list) and written["promotion_reasons"]
     assert written["reference"] == "sft"  # tracking is on but nothing is registered yet

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from components.io import read_jsonl
 from components.stages import STAGES
 
 from .conftest import ROOT, TINY, tool_env
 
 pytestmark = pytest.mark.slow
+ROUND_TWO = ["--set", "pipeline.rounds=2"]  # the feedback loop runs end to end too
 
 
 def free_port() -> int:
@@ -73,12 +75,15 @@ def server_env(tmp_path_factory: pytest.TempPathFactory):
 
 
 def project_copy(tiny_data: Path, path: Path) -> Path:
-    """What a checkout holds: code for the flows, params, prefect.yaml; and the tiny data."""
+    """What a checkout holds: a git+DVC repo with the flows, params, prefect.yaml and the tiny data."""
     path.mkdir(parents=True)
     for name in ("params.yaml", "prefect.yaml"):
         shutil.copy(ROOT / name, path / name)
     shutil.copytree(ROOT / "flows", path / "flows", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(tiny_data, path / "data")
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                    ["dvc", "add", "-q", "data"]):  # fmt: skip
+        subprocess.run(command, cwd=path, env=tool_env(), check=True, capture_output=True)
     return path
 
 
@@ -108,7 +113,15 @@ def test_pipeline_runs_through_deployments_on_a_process_worker_then_caches(
     worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", "gpu"],
                               cwd=project, env=env, stdout=worker_log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        args = ["run", "--profile", str(TINY), "--set", "orchestration.mode=deployments"]
+        args = [
+            "run",
+            "--profile",
+            str(TINY),
+            "--set",
+            "orchestration.mode=deployments",
+            *ROUND_TWO,
+            "--no-commit-data",
+        ]
         first = instructflow(args, project, env, tmp_path / "run1.log")
     finally:
         worker.terminate()
@@ -125,9 +138,17 @@ def test_pipeline_runs_through_deployments_on_a_process_worker_then_caches(
     assert {"evaluation-report", "evaluation-metrics", "mlflow-run", "pipeline-progress"} <= set(artifacts)
     assert "gold win rate vs SFT" in artifacts["evaluation-report"]["data"]
     assert (project / "artifacts" / "metrics" / "register.json").exists()
+    assert any(r["name"] == "round-2" and r["state_type"] == "COMPLETED" for r in runs)  # the round subflow
+    rounds = json.loads((project / "artifacts" / "metrics" / "rounds.json").read_text())
+    assert [row["round"] for row in rounds] == [1, 2] and rounds[1]["new_comparisons"] > 0
+    data_dvc = (project / "data.dvc").read_text()
 
-    # The same flow again, every stage here: the cache skips all that finished.
-    second = instructflow(["run", "--profile", str(TINY)], project, env, tmp_path / "run2.log")
+    # The same flow again, every stage here: the cache skips all that finished (the round is reused),
+    # then the round's comparisons join data/ as its next DVC version.
+    second = instructflow(["run", "--profile", str(TINY), *ROUND_TWO], project, env, tmp_path / "run2.log")
     cached = {line.split("Task run '")[1].split("'")[0] for line in second.stderr.splitlines()
               if "Finished in state Cached" in line and "Task run '" in line}  # fmt: skip
     assert cached == set(STAGES)
+    grown = read_jsonl(project / "data" / "comparisons.jsonl")
+    assert sum(c.get("round") == 2 for c in grown) == rounds[1]["new_comparisons"]
+    assert (project / "data.dvc").read_text() != data_dvc

@@ -16,13 +16,14 @@ import time
 from pathlib import Path
 
 from components.io import DataError, dumps, iter_jsonl, read_jsonl, write_jsonl
+from components.stages import StageError
 
 TASKS, LABELS = "tasks.jsonl", "labels.jsonl"
 _append_lock = threading.Lock()
 
 
-class LabelsPending(RuntimeError):
-    """The round waits for people to rank its answers."""
+class LabelsPending(StageError):
+    """The round waits for people to rank its answers (a stage error: the user must act)."""
 
 
 def write_tasks(sub: Path, prompts: list[dict], answers: list[list[str]], r: int) -> list[dict]:

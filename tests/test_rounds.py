@@ -29,18 +29,23 @@ def project(ppo_root: Path, tiny_params: Params, tmp_path_factory: pytest.TempPa
     return root
 
 
+@pytest.fixture(scope="module")
+def round_two(project: Path, tiny_params: Params) -> list[dict]:
+    """The rounds stage with two rounds: what the tests below start from."""
+    return STAGES["rounds"].run(with_rounds(tiny_params, rounds=2), project)
+
+
 def test_fresh_prompts_never_repeat_across_rounds(ppo_root: Path) -> None:
     second, third = fresh_prompts(ppo_root / "data", 2, 20, 0), fresh_prompts(ppo_root / "data", 3, 20, 0)
     assert len(second) == 20 and not {p["id"] for p in second} & {p["id"] for p in third}
 
 
-def test_rounds_stage_runs_round_two_and_writes_rounds_json(project: Path, tiny_params: Params) -> None:
+def test_rounds_stage_runs_round_two_and_writes_rounds_json(project: Path, tiny_params: Params, round_two) -> None:
     import mlflow
 
     from components.tracking import configure
 
-    params = with_rounds(tiny_params, rounds=2)
-    rows = STAGES["rounds"].run(params, project)
+    params, rows = with_rounds(tiny_params, rounds=2), round_two
     written = json.loads((project / "artifacts" / "metrics" / "rounds.json").read_text())
     assert [row["round"] for row in written] == [1, 2] and all(ROW_KEYS <= set(row) for row in written)
     assert written[1]["previous_rm_accuracy_on_new_samples"] is not None
@@ -71,7 +76,7 @@ def test_rounds_stage_runs_round_two_and_writes_rounds_json(project: Path, tiny_
     assert STAGES["register"].run(params, project)["policy_version"] == 1
 
 
-def test_a_round_waits_for_human_labels_then_trains_on_them(project: Path, tiny_params: Params) -> None:
+def test_a_round_waits_for_human_labels_then_trains_on_them(project: Path, tiny_params: Params, round_two) -> None:
     params = with_rounds(tiny_params, rounds=3, labels="human")
     sub = round_root(project, 3)
     pending = prepare_round(params, project, 3)
@@ -91,7 +96,7 @@ def test_a_round_waits_for_human_labels_then_trains_on_them(project: Path, tiny_
     assert {c["labeler"] for c in read_jsonl(sub / NEW_COMPARISONS)} == {"people"}
 
 
-def test_publish_adds_the_rounds_comparisons_to_data_once(project: Path, tmp_path: Path) -> None:
+def test_publish_adds_the_rounds_comparisons_to_data_once(project: Path, tmp_path: Path, round_two) -> None:
     copy = tmp_path / "project"
     shutil.copytree(project / "data", copy / "data")
     shutil.copytree(round_root(project, 2), round_root(copy, 2), symlinks=True)
@@ -102,3 +107,19 @@ def test_publish_adds_the_rounds_comparisons_to_data_once(project: Path, tmp_pat
     assert len(grown) == before + added and sum(c.get("round") == 2 for c in grown) == added
     gold = {g["id"] for g in read_jsonl(copy / "data" / "gold.jsonl")}
     assert all(c["id"] in gold for c in grown if c.get("round") == 2)
+
+
+def test_the_rounds_stage_says_when_labels_are_pending(project: Path, tmp_path: Path, round_two) -> None:
+    """`dvc repro` runs `instructflow stage rounds`: pending human labels are a clear exit 1, not a traceback."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, TINY, tool_env
+
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, symlinks=True)
+    command = [sys.executable, "-m", "components.cli", "stage", "rounds", "--params", str(ROOT / "params.yaml"),
+               "--profile", str(TINY), "--set", "pipeline.rounds=2", "--set", "pipeline.labels=human"]  # fmt: skip
+    result = subprocess.run(command, cwd=copy, env=tool_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "await labels" in result.stderr and "instructflow label serve --round" in result.stderr

@@ -33,6 +33,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL when it lingers (a Prefect worker may wait on its runner before exiting)."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=20)
+
+
 def wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -70,8 +80,7 @@ def server_env(tmp_path_factory: pytest.TempPathFactory):
         wait_healthy(env["PREFECT_API_URL"], server, log)
         yield env
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        stop(server)
 
 
 def project_copy(tiny_data: Path, path: Path) -> Path:
@@ -124,8 +133,7 @@ def test_pipeline_runs_through_deployments_on_a_process_worker_then_caches(
         ]
         first = instructflow(args, project, env, tmp_path / "run1.log")
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop(worker)
         worker_log.close()
     assert "Prefect flow run:" in first.stdout and "MLflow parent run:" in first.stdout
     deployments = {d["id"]: d["name"] for d in api(env, "deployments/filter")}

@@ -330,7 +330,7 @@ def run_ppo(
         history.append({"step": it + 1, **row})
         tracker.log({f"train/{k}": v for k, v in row.items() if v is not None}, step=it + 1)
         bar.update(1)
-        bar.set_postfix(reward=f"{row['reward']:.2f}", kl=f"{row['kl']:.2f}")
+        bar.set_postfix(reward=f"{row['reward']:.2f}", kl=f"{row['kl']:.2f}", refresh=False)  # drawn at mininterval
         if (it + 1) % p.checkpoint_every == 0 or it + 1 == iterations:
             checkpoints.save(accelerator, it + 1, 0, 0)
         if row["kl"] > p.max_kl:

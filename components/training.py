@@ -224,7 +224,7 @@ def fit(
             step += 1
             last_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
             bar.update(1)
-            bar.set_postfix(loss=f"{last_loss:.3f}")
+            bar.set_postfix(loss=f"{last_loss:.3f}", refresh=False)  # drawn at the bar's mininterval, not every step
             if step % params.log_every == 0 or step == total:
                 row = {"loss": last_loss, "lr": schedule.get_last_lr()[0], "epoch": epoch, **numbers}
                 history.append({"step": step, **row})

@@ -123,3 +123,49 @@ def test_the_rounds_stage_says_when_labels_are_pending(project: Path, tmp_path: 
     result = subprocess.run(command, cwd=copy, env=tool_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "await labels" in result.stderr and "instructflow label serve --round" in result.stderr
+
+
+def test_the_round_subflow_pauses_for_human_labels_and_resumes(
+    project: Path, tiny_params: Params, round_two, tmp_path: Path
+) -> None:
+    """pipeline.labels=human: the round's flow run pauses until the labels are in, then finishes the round."""
+    import threading
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+    from prefect.testing.utilities import prefect_test_harness
+
+    from components.labeling import import_labels
+
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, symlinks=True, ignore=shutil.ignore_patterns("round-03"))
+    params = with_rounds(tiny_params, rounds=3, labels="human")
+    sub, resumed = round_root(copy, 3), []
+
+    def labeler() -> None:
+        """Rank every task once the round paused, then resume the flow run, as a person would in the UI."""
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not resumed:
+            time.sleep(1)
+            with get_client(sync_client=True) as client:
+                paused = [r for r in client.read_flow_runs() if r.state and r.state.is_paused()]
+            if paused and (sub / TASKS).exists():
+                done = tmp_path / "done.jsonl"
+                ranked = [{"task_id": t["task_id"], "ranks": list(range(1, len(t["answers"]) + 1))}
+                          for t in read_jsonl(sub / TASKS)]  # fmt: skip
+                done.write_text("".join(json.dumps(row) + "\n" for row in ranked))
+                import_labels(sub, done, "alice")
+                resume_flow_run(paused[0].id)
+                resumed.append(paused[0].id)
+
+    with prefect_test_harness():
+        from flows.pipeline import round_flow
+
+        thread = threading.Thread(target=labeler, daemon=True)
+        thread.start()
+        row = round_flow(3, params, str(copy), None)
+        thread.join(timeout=30)
+    assert resumed, "the round never paused for labels"
+    assert row["round"] == 3 and row["new_comparisons"] == len(read_jsonl(sub / TASKS))
+    assert {c["labeler"] for c in read_jsonl(sub / NEW_COMPARISONS)} == {"alice"}

@@ -29,10 +29,9 @@ from pathlib import Path
 
 from components.io import read_jsonl, write_json, write_jsonl
 from components.params import Params
-from components.stages import StageError, data_fingerprint
+from components.stages import ROUNDS, StageError, data_fingerprint
 from components.tracking import PARENT_ENV, STORE_ENV, configure
 
-ROUNDS = Path("artifacts") / "rounds"
 NEW_COMPARISONS = "new_comparisons.jsonl"
 
 

@@ -28,6 +28,9 @@ from components.tracking import Tracker
 from components.world.grader import Grade, grade
 
 SAFETY = ("hallucination_rate", "harmful_refusal_rate", "false_premise_correction_rate")
+# The metrics kept as a {model: value} map, in evaluate.json and in MLflow (as e.g. gold_score.ppo).
+PER_MODEL = ("win_rate_vs_sft", "rm_win_rate_vs_sft", "win_rate_by_category", "gold_score", "rm_score",
+             "corpus_perplexity", "kl_to_sft", *SAFETY)  # fmt: skip
 
 
 @dataclass
@@ -109,7 +112,7 @@ def model_answers(folder: Path, tokenizer: Path, records: list[dict], gold, rewa
 
 def evaluate_models(
     params: Params, data: Path, splits: Path, models: dict[str, tuple[Path, Path]], rm: Path
-) -> tuple[dict, list[dict], dict[str, Answers]]:
+) -> tuple[dict, list[dict], dict[str, Answers], dict | None]:
     """Metrics for each named model {name: (weights folder, tokenizer folder)}; 'sft' must be one."""
     p = params.evaluate
     records = read_jsonl(splits / "test" / "prompts.jsonl")
@@ -127,19 +130,7 @@ def evaluate_models(
     context = getattr(sft_model.config, "n_positions", params.model.context)
     kl_prompts = [prompt_ids(sft_tok, r["messages"])[-(context - p.max_new_tokens) :] for r in records[: p.kl_prompts]]
     held_out = pack(corpus, sft_tok, context)
-    metrics: dict = {
-        k: {}
-        for k in (
-            "win_rate_vs_sft",
-            "rm_win_rate_vs_sft",
-            "win_rate_by_category",
-            "gold_score",
-            "rm_score",
-            "corpus_perplexity",
-            "kl_to_sft",
-            *SAFETY,
-        )
-    }
+    metrics: dict = {k: {} for k in PER_MODEL}
     sft = answers["sft"]
     for name, a in answers.items():
         model, tok = loaded[name]
@@ -154,7 +145,7 @@ def evaluate_models(
         torch.manual_seed(params.ppo.seed)  # the KL estimate samples: the same samples on every run
         metrics["kl_to_sft"][name] = 0.0 if name == "sft" else kl_to(model, sft_model, tok, kl_prompts, params.ppo)
     metrics["prompts"] = len(records)
-    return metrics, records, answers
+    return metrics, records, answers, gold
 
 
 def side_by_side(records: list[dict], gold: dict | None, answers: dict[str, Answers], n: int) -> list[dict]:
@@ -191,8 +182,7 @@ def run_evaluate(
     from components.report import plot_all, write_report
 
     data, splits = root / "data", root / "artifacts" / "data"
-    metrics, records, answers = evaluate_models(params, data, splits, models, rm)
-    gold = load_gold(data)
+    metrics, records, answers, gold = evaluate_models(params, data, splits, models, rm)
     ppo, ref = answers["ppo"], answers[reference]
     judge = (ppo.gold, ref.gold) if ppo.gold is not None else (ppo.rewards, ref.rewards)
     metrics["win_rate_vs_reference"] = win_rate(*judge)
@@ -206,15 +196,5 @@ def run_evaluate(
         write_report(metrics, shown, tmp / "report.md")
     for path in sorted(out.iterdir()):
         tracker.log_artifact(path, "evaluation")
-    logged = (
-        "win_rate_vs_sft",
-        "rm_win_rate_vs_sft",
-        "win_rate_by_category",
-        "gold_score",
-        "rm_score",
-        "corpus_perplexity",
-        "kl_to_sft",
-        *SAFETY,
-    )
-    tracker.log({k: metrics[k] for k in logged})  # nested maps become e.g. gold_score.ppo
+    tracker.log({k: metrics[k] for k in PER_MODEL})  # nested maps become e.g. gold_score.ppo
     return metrics

@@ -53,9 +53,6 @@ def create_app(sub: Path, token: str | None = None, seed: int = 0) -> FastAPI:
         if token is not None and not (given and hmac.compare_digest(given, token)):
             raise HTTPException(401, "a valid token is required (?token=... or X-Token header)")
 
-    def seen_by(labeler: str) -> set[str]:
-        return {label["task_id"] for label in read_labels(sub) if label["labeler"] == labeler}
-
     @app.get("/", response_class=HTMLResponse)
     def page(token_q: str | None = Query(None, alias="token")) -> str:
         authorise(token_q)
@@ -65,7 +62,9 @@ def create_app(sub: Path, token: str | None = None, seed: int = 0) -> FastAPI:
     def next_task(labeler: str, token_q: str | None = Query(None, alias="token"),
                   x_token: str | None = Header(None)) -> dict:  # fmt: skip
         authorise(token_q or x_token)
-        done, seen = done_tasks(read_labels(sub)), seen_by(labeler)
+        labels = read_labels(sub)  # once per request: the file is the only state, so a restart loses nothing
+        done = done_tasks(labels)
+        seen = {label["task_id"] for label in labels if label["labeler"] == labeler}
         left = [t for task_id, t in tasks.items() if task_id not in done and task_id not in seen]
         progress = {"done": len(done), "total": len(tasks), "left_for_you": len(left)}
         if not left:

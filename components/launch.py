@@ -13,12 +13,9 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import yaml
-
-from components.params import Params
+from components.params import Params, params_file
 
 
 def inside_launch() -> bool:
@@ -43,11 +40,9 @@ def launch_command(stage: str, params_file: Path, params: Params) -> list[str]:
 
 def launch(stage: str, params: Params, root: Path, metrics_path: Path) -> dict:
     """Run `instructflow stage STAGE` under accelerate launch with these exact params; return its metrics."""
-    with tempfile.TemporaryDirectory() as tmp:
-        params_file = Path(tmp) / "params.yaml"
-        params_file.write_text(yaml.safe_dump(params.model_dump(by_alias=True), sort_keys=False), encoding="utf-8")
+    with params_file(params) as path:
         env = {**os.environ, "OMP_NUM_THREADS": str(params.resources.threads)}
-        result = subprocess.run(launch_command(stage, params_file, params), cwd=root, env=env)
+        result = subprocess.run(launch_command(stage, path, params), cwd=root, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{stage}: accelerate launch exited with {result.returncode}")
     return json.loads(metrics_path.read_text(encoding="utf-8"))

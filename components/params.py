@@ -6,6 +6,9 @@ parsed in pydantic's lax mode, so `2e-05` written as a string by `dvc exp run -S
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -295,3 +298,13 @@ def load_params(
 def section_dict(params: Params, name: str) -> dict[str, Any]:
     """One section as plain data, named as in params.yaml."""
     return params.model_dump(by_alias=True)[name]
+
+
+@contextmanager
+def params_file(params: Params | dict[str, Any]) -> Iterator[Path]:
+    """These exact params as a temporary params.yaml, for a subprocess's `--params`."""
+    tree = params.model_dump(by_alias=True, mode="json") if isinstance(params, Params) else params
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "params.yaml"
+        path.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+        yield path

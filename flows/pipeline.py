@@ -24,10 +24,10 @@ from prefect.artifacts import (
 )
 from prefect.runtime import flow_run
 
-from components.params import Params
+from components.params import Params, params_file
 from components.report import SAFETY_LABELS
 from components.stages import DATA, EVALUATION, STAGES
-from flows.stage import run_subprocess, stage_flow
+from flows.stage import run_subprocess, stage_flow, subprocess_env
 
 MLFLOW_UI = os.environ.get("INSTRUCTFLOW_MLFLOW_UI", "http://127.0.0.1:5000")
 
@@ -36,18 +36,13 @@ MLFLOW_UI = os.environ.get("INSTRUCTFLOW_MLFLOW_UI", "http://127.0.0.1:5000")
 def data_flow(params: Params, root: str, regenerate: bool = False) -> str:
     """Write the embedded default world when data/ holds no data (or when asked); version it with DVC."""
     import sys
-    import tempfile
-
-    import yaml
 
     project = Path(root)
     logger = get_run_logger()
     if regenerate or not any((project / DATA).glob("*.jsonl")):
-        with tempfile.TemporaryDirectory() as tmp:
-            params_file = Path(tmp) / "params.yaml"
-            params_file.write_text(yaml.safe_dump(params.model_dump(by_alias=True, mode="json")), encoding="utf-8")
-            command = [sys.executable, "-m", "components.cli", "data", "generate", "--params", str(params_file)]
-            run_subprocess(command, project, dict(os.environ), "data generate")
+        with params_file(params) as path:
+            command = [sys.executable, "-m", "components.cli", "data", "generate", "--params", str(path)]
+            run_subprocess(command, project, subprocess_env(), "data generate")
     else:
         logger.info("using the data in %s (regenerate=True rewrites it)", project / DATA)
     from components.registry import data_version
@@ -63,24 +58,15 @@ def round_flow(number: int, params: Params, root: str, parent_run_id: str | None
     (`instructflow label serve --round N`), then goes on when resumed from the UI.
     """
     import sys
-    import tempfile
 
-    import yaml
     from prefect.flow_runs import pause_flow_run
 
     from components.labeling import labels_pending
     from components.rounds import round_root
 
-    project = Path(root)
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        **({"INSTRUCTFLOW_PARENT_RUN_ID": parent_run_id} if parent_run_id else {}),
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        params_file = Path(tmp) / "params.yaml"
-        params_file.write_text(yaml.safe_dump(params.model_dump(by_alias=True, mode="json")), encoding="utf-8")
-        command = [sys.executable, "-m", "components.cli", "round", str(number), "--params", str(params_file)]
+    project, env = Path(root), subprocess_env(parent_run_id)
+    with params_file(params) as path:
+        command = [sys.executable, "-m", "components.cli", "round", str(number), "--params", str(path)]
         if params.pipeline.labels == "human":
             run_subprocess([*command, "--prepare-only"], project, env, "round tasks")
             while (pending := labels_pending(round_root(project, number))) > 0:

@@ -18,14 +18,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
-from components.params import Params
+from components.params import Params, params_file
 from components.stages import STAGES
 
 CACHE = (INPUTS - "params" - "parent_run_id") + TASK_SOURCE
@@ -56,6 +54,14 @@ def forward(process: subprocess.Popen, logger) -> None:
         logger.info(buffer)
 
 
+def subprocess_env(parent_run_id: str | None = None) -> dict[str, str]:
+    """The environment of a stage's subprocess: unbuffered output, explicit threads, the MLflow parent run."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if parent_run_id:
+        env["INSTRUCTFLOW_PARENT_RUN_ID"] = parent_run_id
+    return env
+
+
 def run_subprocess(args: list[str], root: Path, env: dict[str, str], what: str) -> None:
     logger = get_run_logger()
     logger.info("$ %s", " ".join(args))
@@ -70,14 +76,9 @@ def run_subprocess(args: list[str], root: Path, env: dict[str, str], what: str) 
 @task(cache_policy=CACHE, persist_result=True, task_run_name="{name}")
 def execute_stage(name: str, sections: dict, inputs_digest: str, root: str, params: dict, parent_run_id: str | None):
     """Run the stage; SECTIONS and INPUTS_DIGEST are what the cache key sees of params and inputs."""
-    with tempfile.TemporaryDirectory() as tmp:
-        params_file = Path(tmp) / "params.yaml"
-        params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-        if parent_run_id:
-            env["INSTRUCTFLOW_PARENT_RUN_ID"] = parent_run_id
-        command = [sys.executable, "-m", "components.cli", "stage", name, "--params", str(params_file)]
-        run_subprocess(command, Path(root), env, f"stage {name}")
+    with params_file(params) as path:
+        command = [sys.executable, "-m", "components.cli", "stage", name, "--params", str(path)]
+        run_subprocess(command, Path(root), subprocess_env(parent_run_id), f"stage {name}")
     return json.loads((Path(root) / STAGES[name].metrics).read_text(encoding="utf-8"))
 
 

@@ -139,6 +139,7 @@ class RMParams(TrainParams):
 class SelectSFTParams(Section):
     prompts: int = Field(128, ge=1, description="validation prompts answered per SFT checkpoint")
     max_new_tokens: int = Field(48, ge=1)
+    last_epochs: int = Field(0, ge=0, description="compare only the last N epoch checkpoints (0: all)")
 
 
 class PPOParams(Section):

@@ -2,8 +2,10 @@
 
 Each epoch's checkpoint answers the same validation prompts greedily; the reward model
 scores the answers; the checkpoint with the highest mean reward wins (not the lowest
-validation loss). The gold score of each checkpoint is logged beside it for comparison,
-never used for the choice.
+validation loss). Only the last `select_sft.last_epochs` checkpoints compete: the paper
+compares finished SFT runs, and an RM that ranks near chance on a policy's own answers
+would otherwise pick an undertrained early epoch by noise. The gold score of each
+checkpoint is logged beside it for comparison, never used for the choice.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def run_select_sft(params: Params, data: Path, splits: Path, sft: Path, rm: Path
     epochs = sorted(d for d in sft.iterdir() if d.is_dir() and d.name.startswith("epoch-"))
     if not epochs:
         raise FileNotFoundError(f"{sft}: no epoch-NN checkpoints")
+    epochs = epochs[-p.last_epochs :] if p.last_epochs else epochs
     scores: dict[str, dict[str, float | None]] = {}
     for step, folder in enumerate(epochs, start=1):
         model, tok = load_causal_lm(folder), load_tokenizer(folder)

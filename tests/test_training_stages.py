@@ -37,6 +37,17 @@ def test_stage_metrics_have_the_promised_keys(trained_root: Path) -> None:
     assert select["scores"][select["selected"]] == best and (trained_root / select["selected_path"]).is_dir()
 
 
+def test_select_sft_compares_only_the_last_epochs_when_asked(trained_root: Path, tiny_params: Params) -> None:
+    from components.select_sft import run_select_sft
+    from components.tracking import Tracker
+
+    params = tiny_params.model_copy(deep=True)
+    params.select_sft.last_epochs, params.select_sft.prompts = 1, 4
+    models, splits = trained_root / "artifacts" / "models", trained_root / "artifacts" / "data"
+    result = run_select_sft(params, trained_root / "data", splits, models / "sft", models / "rm", Tracker(False))
+    assert list(result["scores"]) == [f"epoch-{tiny_params.sft.epochs:02d}"] == [result["selected"]]
+
+
 def test_models_are_hugging_face_folders_with_safetensors(trained_root: Path, tiny_params: Params) -> None:
     models = trained_root / "artifacts" / "models"
     assert sorted(p.name for p in (models / "sft").iterdir()) == [

@@ -184,3 +184,26 @@ def test_ppo_runs_on_two_processes(trained_root: Path, tiny_params: Params, tmp_
     metrics = STAGES["ppo"].run(two, root)
     assert metrics["episodes"] == tiny_params.ppo.episodes and metrics["win_rate_vs_sft"] is not None
     assert (root / "artifacts" / "models" / "ppo" / "model.safetensors").exists()
+
+
+def test_the_oracle_diagnosis_scores_rollout_rows_with_the_gold_grader(trained_root: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    from ppo_oracle import GoldReward
+
+    from components.gold import load_gold
+    from components.io import read_jsonl
+    from components.text import completion_ids, pad_left
+
+    tok = load_tokenizer(trained_root / "artifacts" / "models" / "base")
+    gold = load_gold(trained_root / "data")
+    records = read_jsonl(trained_root / "artifacts" / "data" / "train" / "prompts.jsonl")[:2]
+    specs = {tuple(prompt_ids(tok, r["messages"])): gold[r["id"]] for r in records}
+    answers = [gold[records[0]["id"]]["ideal"], "zzz"]
+    rows = [prompt_ids(tok, r["messages"]) + completion_ids(tok, a) for r, a in zip(records, answers, strict=True)]
+    ids, mask = pad_left(rows, tok.pad_token_id), pad_left([[1] * len(r) for r in rows], 0)
+    scores = GoldReward(tok, specs, scale=3.0)(ids, mask)
+    assert scores.tolist() == pytest.approx([3.0 * (1.0 - 0.5), 3.0 * (0.0 - 0.5)])
+    with pytest.raises(KeyError, match="no known training prompt"):
+        GoldReward(tok, {}, scale=3.0)(ids, mask)

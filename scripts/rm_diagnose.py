@@ -17,86 +17,69 @@ This script measures that against the toy world's gold grader and prints one JSO
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import random
 from pathlib import Path
 
 import torch
 
-from components.generation import answer, generate_ids
+from components.generation import answer
 from components.gold import load_gold
 from components.io import read_jsonl
 from components.model import load_causal_lm, load_reward_model, load_tokenizer
+from components.params import Params, load_params
 from components.ppo import win_rate
-from components.rm import score
-from components.text import prompt_ids
+from components.rm import pair_accuracy, score
+from components.rounds import sample_answers
 from components.world.grader import grade
 from components.world.kb import DAYS, PEOPLE, PLACES
 
-
-def samples(model, tok, records: list[dict], k: int, n_new: int, batch: int = 32) -> list[list[str]]:
-    """k seeded temperature-1 answers per record."""
-    out: list[list[str]] = [[] for _ in records]
-    for j in range(k):
-        for i in range(0, len(records), batch):
-            chunk = [prompt_ids(tok, r["messages"]) for r in records[i : i + batch]]
-            ids = generate_ids(model, tok, chunk, n_new, temperature=1.0, generator_seed=1000 * j + i)
-            for row, new in enumerate(ids):
-                out[i + row].append(tok.decode(new, skip_special_tokens=True).strip())
-    return out
+INVITE = "Write an invitation to {person} for a party in {place} on {day}."
+ANSWER = "Hello {person}! You are invited to a party in {place} on {day}."
+SWAPS = (("person", PEOPLE), ("place", PLACES), ("day", DAYS))
 
 
 def swap_probe(reward_model, rm_tok, context: int, n: int = 200, seed: int = 0) -> dict[str, float]:
     r = random.Random(seed)
-    wins = {"person": 0, "place": 0, "day": 0}
+    prompts, answers = [], []  # (right, wrong) answer pairs, scored in one batched pass
     for _ in range(n):
         values = {"person": r.choice(PEOPLE), "place": r.choice(PLACES), "day": r.choice(DAYS)}
-        prompt = [
-            {
-                "role": "user",
-                "content": "Write an invitation to {person} for a party in {place} on {day}.".format(**values),
-            }
-        ]
-        right = "Hello {person}! You are invited to a party in {place} on {day}.".format(**values)
-        for key, pool in (("person", PEOPLE), ("place", PLACES), ("day", DAYS)):
+        right = ANSWER.format(**values)
+        for key, pool in SWAPS:
             wrong = right.replace(values[key], r.choice([v for v in pool if v != values[key]]))
-            good, bad = score(reward_model, rm_tok, [prompt, prompt], [right, wrong], context)
-            wins[key] += good > bad
-    return {key: won / n for key, won in wins.items()}
+            prompts += [[{"role": "user", "content": INVITE.format(**values)}]] * 2
+            answers += [right, wrong]
+    rewards = score(reward_model, rm_tok, prompts, answers, context)
+    wins = [good > bad for good, bad in zip(rewards[::2], rewards[1::2], strict=True)]
+    return {key: sum(wins[i :: len(SWAPS)]) / n for i, (key, _) in enumerate(SWAPS)}
 
 
-def diagnose(root: Path, policy: Path, rm: Path, prompts: int, k: int, n_new: int = 48) -> dict:
+def diagnose(root: Path, policy: Path, rm: Path, params: Params, prompts: int, k: int) -> dict:
     gold = load_gold(root / "data")
     if gold is None:
         raise SystemExit(f"{root / 'data'}: no gold.jsonl: the diagnosis needs the embedded default world")
     records = read_jsonl(root / "artifacts" / "data" / "test" / "prompts.jsonl")[:prompts]
+    n_new = params.pipeline.max_new_tokens
+    sampling = params.model_copy(deep=True)  # a round's sampler, with exactly k temperature-1 answers each
+    sampling.data.k_min = sampling.data.k_max = k
+    sampling.pipeline.temperature = 1.0
+    texts = sample_answers([policy], records, sampling, r=0)
     model, tok = load_causal_lm(policy).eval(), load_tokenizer(policy)
+    greedy = answer(model, tok, [r["messages"] for r in records], n_new)
+    greedy_gold = [grade(gold[r["id"]], a).score for r, a in zip(records, greedy, strict=True)]
     reward_model, rm_tok = load_reward_model(rm)
     context = getattr(reward_model.model.config, "n_positions", 1024)
-    greedy = [
-        grade(gold[r["id"]], a).score
-        for r, a in zip(records, answer(model, tok, [r["messages"] for r in records], n_new), strict=True)
-    ]
-    right = total = 0
-    by_rm, by_gold = [], []
-    for record, texts in zip(records, samples(model, tok, records, k, n_new), strict=True):
-        golds = [grade(gold[record["id"]], t).score for t in texts]
-        rewards = score(reward_model, rm_tok, [record["messages"]] * k, texts, context)
-        for a, b in itertools.combinations(range(k), 2):
-            if golds[a] != golds[b]:
-                total += 1
-                right += (rewards[a] - rewards[b]) * (golds[a] - golds[b]) > 0
-        by_rm.append(golds[max(range(k), key=rewards.__getitem__)])
-        by_gold.append(max(golds))
+    flat = score(reward_model, rm_tok, [r["messages"] for r in records for _ in range(k)], sum(texts, []), context)
+    rewards = [flat[i * k : (i + 1) * k] for i in range(len(records))]
+    golds = [[grade(gold[r["id"]], t).score for t in ts] for r, ts in zip(records, texts, strict=True)]
+    by_rm = [g[max(range(k), key=w.__getitem__)] for g, w in zip(golds, rewards, strict=True)]
     return {
         "prompts": len(records),
         "k": k,
-        "onpolicy_gold_accuracy": right / total if total else None,
-        "pairs": total,
-        "greedy_gold_score": sum(greedy) / len(greedy),
-        "best_of_k_by_rm_vs_greedy": win_rate(by_rm, greedy),
-        "best_of_k_by_gold_vs_greedy": win_rate(by_gold, greedy),
+        "onpolicy_gold_accuracy": pair_accuracy(records, rewards, golds),
+        "greedy_gold_score": sum(greedy_gold) / len(greedy_gold),
+        "best_of_k_by_rm_vs_greedy": win_rate(by_rm, greedy_gold),
+        "best_of_k_by_gold_vs_greedy": win_rate([max(g) for g in golds], greedy_gold),
         "swap_probe": swap_probe(reward_model, rm_tok, context),
     }
 
@@ -114,7 +97,8 @@ def main() -> None:
     torch.set_num_threads(1)
     policy = args.policy or selected_sft(args.root)
     rm = args.rm or args.root / "artifacts" / "models" / "rm"
-    print(json.dumps(diagnose(args.root, policy, rm, args.prompts, args.k)))
+    params = load_params(args.root / "params.yaml")
+    print(json.dumps(diagnose(args.root, policy, rm, params, args.prompts, args.k)))
 
 
 if __name__ == "__main__":

@@ -187,14 +187,10 @@ def test_ppo_runs_on_two_processes(trained_root: Path, tiny_params: Params, tmp_
 
 
 def test_the_oracle_diagnosis_scores_rollout_rows_with_the_gold_grader(trained_root: Path) -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-    from ppo_oracle import GoldReward
-
     from components.gold import load_gold
     from components.io import read_jsonl
     from components.text import completion_ids, pad_left
+    from scripts.ppo_oracle import GoldReward
 
     tok = load_tokenizer(trained_root / "artifacts" / "models" / "base")
     gold = load_gold(trained_root / "data")

@@ -133,10 +133,7 @@ def test_the_rm_stage_runs_on_two_processes_like_one(trained_root: Path, tiny_pa
 def test_the_rm_diagnosis_reports_on_policy_accuracy_best_of_k_and_the_swap_probe(
     trained_root: Path, tiny_params: Params
 ) -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-    from rm_diagnose import diagnose
+    from scripts.rm_diagnose import diagnose
 
     models = trained_root / "artifacts" / "models"
     params = tiny_params.model_copy(deep=True)

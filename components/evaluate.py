@@ -18,7 +18,7 @@ import torch
 from components.generation import answer
 from components.gold import load_gold
 from components.io import atomic_path, read_jsonl, write_json
-from components.model import load_causal_lm, load_reward_model, load_tokenizer
+from components.model import context_length, load_causal_lm, load_reward_model, load_tokenizer
 from components.params import Params, PromotionParams
 from components.ppo import kl_to, win_rate
 from components.pretrain import pack, perplexity
@@ -106,7 +106,7 @@ def model_answers(folder: Path, tokenizer: Path, records: list[dict], gold, rewa
     conversations = [r["messages"] for r in records]
     texts = answer(model, tok, conversations, n_new)
     grades = [grade(gold[r["id"]], t) for r, t in zip(records, texts, strict=True)] if gold else None
-    context = getattr(reward_model.model.config, "n_positions", 1024)
+    context = context_length(reward_model.model.config, 1024)
     return model, tok, Answers(texts, grades, score(reward_model, rm_tok, conversations, texts, context))
 
 
@@ -127,7 +127,7 @@ def evaluate_models(
             folder, tokenizer, records, gold, reward_model, rm_tok, p.max_new_tokens
         )
     sft_model, sft_tok = loaded["sft"]
-    context = getattr(sft_model.config, "n_positions", params.model.context)
+    context = context_length(sft_model.config, params.model.context)
     kl_prompts = [prompt_ids(sft_tok, r["messages"])[-(context - p.max_new_tokens) :] for r in records[: p.kl_prompts]]
     held_out = pack(corpus, sft_tok, context)
     metrics: dict = {k: {} for k in PER_MODEL}

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from components.model import context_length
 from components.text import pad_left, prompt_ids
 
 
@@ -25,7 +26,7 @@ def generate_ids(
     generator_seed: int | None = None,
 ) -> list[list[int]]:
     """New token ids per prompt, cut after the first end-of-sequence (kept), greedy when temperature is 0."""
-    context = model.config.n_positions if hasattr(model.config, "n_positions") else None
+    context = context_length(model.config, 0)
     limit = (context - max_new_tokens) if context else None
     rows = [p[-limit:] if limit else p for p in prompts]
     ids = pad_left(rows, tok.pad_token_id).to(model.device)

@@ -74,9 +74,12 @@ class PrepareParams(Section):
 
 
 class ModelParams(Section):
-    """The base model: a Hugging Face id or local folder, or (null) the tiny GPT pretrained here."""
+    """The base model: a Hugging Face id or local folder, or (null) the tiny model pretrained here."""
 
     base: str | None = None
+    architecture: Literal["gpt_neox", "gpt2"] = Field(
+        "gpt_neox", description="the tiny model: gpt_neox (rotary positions) or gpt2 (learned positions)"
+    )
     vocab_size: int = Field(1024, ge=300)
     n_layer: int = Field(2, ge=1)
     n_embd: int = Field(128, ge=8)

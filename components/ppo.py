@@ -24,7 +24,7 @@ from components import ppo_math as pm
 from components.generation import answer_ids, generate_ids
 from components.gold import gold_scores, load_gold
 from components.io import read_jsonl
-from components.model import load_causal_lm, load_tokenizer, save_pretrained, set_dropout
+from components.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
 from components.params import Params, PPOParams
 from components.pretrain import collate_blocks, lm_step, pack, perplexity
 from components.text import pad_left, pad_right, prompt_ids, to_device
@@ -281,7 +281,7 @@ def run_ppo(
     accelerator = make_accelerator(None, params.resources)
     tok = load_tokenizer(sft)
     policy, ref, value, reward_model = load_models(sft, rm, p, init)
-    context = getattr(policy.config, "n_positions", params.model.context)
+    context = context_length(policy.config, params.model.context)
     train = [
         prompt_ids(tok, r["messages"])[-(context - p.max_new_tokens) :]
         for r in read_jsonl(splits / "train" / "prompts.jsonl")

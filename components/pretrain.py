@@ -1,4 +1,4 @@
-"""The `pretrain` stage: a byte-level BPE tokenizer and a small GPT-2 trained on the corpus.
+"""The `pretrain` stage: a byte-level BPE tokenizer and a small causal LM (GPT-NeoX or GPT-2) trained on the corpus.
 
 With `model.base` set, the stage instead copies that local Hugging Face model (no remote
 code, safetensors) into artifacts/models/base, so every later stage loads one place.
@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from components.io import read_jsonl
-from components.model import DOC, load_causal_lm, load_tokenizer, save_pretrained, tiny_gpt, train_tokenizer
+from components.model import DOC, load_causal_lm, load_tokenizer, save_pretrained, tiny_lm, train_tokenizer
 from components.params import Params
 from components.text import lm_loss, to_device
 from components.tracking import Tracker
@@ -73,7 +73,7 @@ def run_pretrain(params: Params, splits: Path, out: Path, run_dir: Path, tracker
     valid_texts = [r["text"] for r in read_jsonl(splits / "valid" / "corpus.jsonl")]
     tok = train_tokenizer(tokenizer_texts(splits, train_texts), params.model.vocab_size)
     torch.manual_seed(params.pretrain.seed)
-    model = tiny_gpt(tok, params.model)
+    model = tiny_lm(tok, params.model)
     blocks = pack(train_texts, tok, params.model.context)
     held_out = pack(valid_texts, tok, params.model.context)
     key = fingerprint(params.model, params.pretrain, blocks)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from components.generation import chunks
 from components.gold import load_gold
 from components.io import read_jsonl
-from components.model import RewardModel, load_tokenizer, reward_model_from, save_pretrained
+from components.model import RewardModel, context_length, load_tokenizer, reward_model_from, save_pretrained
 from components.params import Params
 from components.text import completion_ids, join, pad_right, prompt_ids, to_device
 from components.tracking import Tracker
@@ -133,7 +133,7 @@ def run_rm(params: Params, data: Path, splits: Path, init: Path, out: Path, run_
     tok = load_tokenizer(init)
     torch.manual_seed(p.seed)
     model = reward_model_from(init, tok.pad_token_id)
-    context = getattr(model.config, "n_positions", params.model.context)
+    context = context_length(model.config, params.model.context)
     train = [comparison_example(tok, r, context) for r in read_jsonl(splits / "train" / "comparisons.jsonl")]
     train = [e for e in train if e["pairs"]]
     key = fingerprint(p, train, init)

@@ -62,7 +62,7 @@ def sample_answers(sources: list[Path], prompts: list[dict], params: Params, r: 
     import torch
 
     from components.generation import generate_ids
-    from components.model import load_causal_lm, load_tokenizer
+    from components.model import context_length, load_causal_lm, load_tokenizer
     from components.text import prompt_ids
 
     p = params.pipeline
@@ -72,7 +72,7 @@ def sample_answers(sources: list[Path], prompts: list[dict], params: Params, r: 
     torch.manual_seed(p.seed + r)
     for s, folder in enumerate(sources):
         model, tok = load_causal_lm(folder).eval(), load_tokenizer(folder)
-        context = getattr(model.config, "n_positions", params.model.context)
+        context = context_length(model.config, params.model.context)
         # Source s answers slots s, s + len(sources), ... of each prompt.
         wanted = [len(range(s, k, len(sources))) for k in ks]
         for i0 in range(0, len(prompts), 64):

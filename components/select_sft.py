@@ -15,7 +15,7 @@ from pathlib import Path
 from components.generation import answer
 from components.gold import gold_scores, load_gold, mean
 from components.io import read_jsonl
-from components.model import load_causal_lm, load_reward_model, load_tokenizer
+from components.model import context_length, load_causal_lm, load_reward_model, load_tokenizer
 from components.params import Params
 from components.rm import score
 from components.tracking import Tracker
@@ -26,7 +26,7 @@ def run_select_sft(params: Params, data: Path, splits: Path, sft: Path, rm: Path
     prompts = read_jsonl(splits / "valid" / "prompts.jsonl")[: p.prompts]
     conversations = [r["messages"] for r in prompts]
     reward_model, rm_tok = load_reward_model(rm)
-    context = getattr(reward_model.model.config, "n_positions", params.model.context)
+    context = context_length(reward_model.model.config, params.model.context)
     gold = load_gold(data)
     epochs = sorted(d for d in sft.iterdir() if d.is_dir() and d.name.startswith("epoch-"))
     if not epochs:

@@ -14,7 +14,7 @@ import torch
 from components.generation import answer
 from components.gold import gold_scores, load_gold, mean
 from components.io import read_jsonl
-from components.model import load_causal_lm, load_tokenizer, save_pretrained, set_dropout
+from components.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
 from components.params import Params
 from components.pretrain import lm_step
 from components.text import collate_lm, lm_loss, sft_example, to_device
@@ -54,7 +54,7 @@ def run_sft(params: Params, data: Path, splits: Path, base: Path, out: Path, run
     tok = load_tokenizer(base)
     torch.manual_seed(p.seed)
     model = load_causal_lm(base, dropout=p.dropout)
-    context = model.config.n_positions if hasattr(model.config, "n_positions") else params.model.context
+    context = context_length(model.config, params.model.context)
     train = examples(tok, read_jsonl(splits / "train" / "demonstrations.jsonl"), context)
     valid = examples(tok, read_jsonl(splits / "valid" / "demonstrations.jsonl"), context)
 

@@ -26,7 +26,7 @@ import torch
 from components.generation import answer
 from components.gold import load_gold
 from components.io import read_jsonl
-from components.model import load_causal_lm, load_reward_model, load_tokenizer
+from components.model import context_length, load_causal_lm, load_reward_model, load_tokenizer
 from components.params import Params, load_params
 from components.ppo import win_rate
 from components.rm import pair_accuracy, score
@@ -68,7 +68,7 @@ def diagnose(root: Path, policy: Path, rm: Path, params: Params, prompts: int, k
     greedy = answer(model, tok, [r["messages"] for r in records], n_new)
     greedy_gold = [grade(gold[r["id"]], a).score for r, a in zip(records, greedy, strict=True)]
     reward_model, rm_tok = load_reward_model(rm)
-    context = getattr(reward_model.model.config, "n_positions", 1024)
+    context = context_length(reward_model.model.config, 1024)
     flat = score(reward_model, rm_tok, [r["messages"] for r in records for _ in range(k)], sum(texts, []), context)
     rewards = [flat[i * k : (i + 1) * k] for i in range(len(records))]
     golds = [[grade(gold[r["id"]], t).score for t in ts] for r, ts in zip(records, texts, strict=True)]

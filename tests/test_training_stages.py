@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from components.io import read_jsonl
-from components.model import load_causal_lm, load_reward_model, load_tokenizer, tiny_gpt, train_tokenizer
+from components.model import (
+    context_length,
+    load_causal_lm,
+    load_reward_model,
+    load_tokenizer,
+    tiny_lm,
+    train_tokenizer,
+)
 from components.params import Params
 from components.rm import score
 from components.stages import STAGES
@@ -91,7 +98,7 @@ def test_a_local_hugging_face_model_is_fine_tuned_instead_of_pretraining(
     local = tmp_path / "my-model"
     tok = train_tokenizer(["Alice lives in Brindle.", "Some text about the world."] * 50, 300)
     tok.chat_template = None
-    tiny_gpt(tok, tiny_params.model).save_pretrained(local)
+    tiny_lm(tok, tiny_params.model).save_pretrained(local)
     tok.save_pretrained(local)
     root = tmp_path / "project"
     shutil.copytree(prepared_root / "artifacts" / "data", root / "artifacts" / "data")
@@ -106,10 +113,24 @@ def test_a_local_hugging_face_model_is_fine_tuned_instead_of_pretraining(
     assert model.num_parameters() == load_causal_lm(local).num_parameters()
 
 
+@pytest.mark.parametrize("architecture", ["gpt_neox", "gpt2"])
+def test_the_tiny_model_has_the_architecture_and_shape_of_params(
+    tiny_params: Params, tmp_path: Path, architecture: str
+) -> None:
+    shape = tiny_params.model.model_copy(update={"architecture": architecture})
+    tok = train_tokenizer(["Alice lives in Brindle."] * 20, 300)
+    tiny_lm(tok, shape).save_pretrained(tmp_path)
+    model = load_causal_lm(tmp_path)
+    assert model.config.model_type == architecture
+    assert context_length(model.config, 0) == shape.context
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # tied, as GPT-2
+    assert model.config.num_hidden_layers == shape.n_layer and model.config.hidden_size == shape.n_embd
+
+
 def test_weights_load_only_from_safetensors(tmp_path: Path, tiny_params: Params) -> None:
     """A folder with only a pickled checkpoint is refused, not unpickled."""
     tok = train_tokenizer(["a b c"] * 20, 300)
-    model = tiny_gpt(tok, tiny_params.model)
+    model = tiny_lm(tok, tiny_params.model)
     model.save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").unlink()
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import shutil
 import sys
@@ -143,6 +144,9 @@ class Checkpoints:
     def save(self, accelerator: Accelerator, step: int, epoch: int, batch: int) -> None:
         accelerator.wait_for_everyone()
         tmp = self.folder.with_name("state.tmp")
+        # The tied output embedding is saved once and re-tied on load (the resume tests check it);
+        # accelerate warns about it at every checkpoint, which only buries the progress bars.
+        logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
         accelerator.save_state(str(tmp))
         if accelerator.is_main_process:
             meta = {"fingerprint": self.fingerprint, "step": step, "epoch": epoch, "batch": batch}

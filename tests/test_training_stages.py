@@ -165,3 +165,24 @@ def test_the_rm_diagnosis_reports_on_policy_accuracy_best_of_k_and_the_swap_prob
     assert len(rates) == 5 and all(0.0 <= value <= 1.0 for value in rates)
     # the oracle picks the best sample, so it never does worse against greedy than the RM's pick
     assert result["best_of_k_by_gold_vs_greedy"] >= result["best_of_k_by_rm_vs_greedy"]
+
+
+def test_label_scale_adds_ranked_policy_samples_to_the_rm_data(
+    trained_root: Path, tiny_data: Path, tiny_params: Params, tmp_path: Path
+) -> None:
+    from components.io import read_jsonl
+    from scripts.rm_label_scale import run, variant
+
+    result = run(trained_root, tiny_data, tiny_params, sizes=[0, 10], workers=1, ppo=False, prompts=4)
+    assert [row["onpolicy_comparisons"] for row in result["sizes"]] == [0, 10]
+    assert result["comparisons"] >= 10  # ranked samples of the policy, all-tied prompts dropped
+    for row in result["sizes"]:
+        assert 0.0 <= row["rm_gold_accuracy"] <= 1.0 and 0.0 <= row["best_of_k_by_rm_vs_greedy"] <= 1.0
+    added = [{"id": f"cmp-new-{i}", "user_id": f"user-{i}", "prompt_id": "none"} for i in range(30)]
+    folder = variant(trained_root, tiny_data, tiny_params, added, tmp_path / "v")
+    splits = {
+        s: read_jsonl(folder / "artifacts" / "data" / s / "comparisons.jsonl") for s in ("train", "valid", "test")
+    }
+    own = {s: read_jsonl(trained_root / "artifacts" / "data" / s / "comparisons.jsonl") for s in splits}
+    assert sum(len(splits[s]) - len(own[s]) for s in splits) == len(added)  # each new one in exactly one split
+    assert len(read_jsonl(folder / "data" / "comparisons.jsonl")) == sum(len(own[s]) for s in own) + len(added)

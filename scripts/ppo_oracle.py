@@ -63,11 +63,30 @@ def copy_project(root: Path, into: Path) -> None:
     shutil.copytree(root / "artifacts", into / "artifacts", ignore=skip)
 
 
+def evaluate_summary(evaluated: dict) -> dict:
+    return {
+        "win_rate_vs_sft": evaluated["win_rate_vs_sft"]["ppo"],
+        "gold_score": {m: round(v, 4) for m, v in evaluated["gold_score"].items()},
+        "kl_to_sft": round(evaluated["kl_to_sft"]["ppo"], 3),
+    }
+
+
+def ppo_summary(trained: dict) -> dict:
+    """The ppo stage's own judgement (ppo.eval_prompts test prompts), without the evaluate stage."""
+    gold = {"sft": round(trained["sft_gold_score"], 4), "ppo": round(trained["gold_score"], 4)}
+    return {
+        "win_rate_vs_sft": trained["win_rate_vs_sft"],
+        "gold_score": gold,
+        "kl_to_sft": round(trained["kl_to_sft"], 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path("."))
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--scale", type=float, default=3.0, help="reward = scale * (gold - 0.5)")
+    ap.add_argument("--ppo-only", action="store_true", help="skip `evaluate`: report ppo.json's win rate (200 prompts)")
     args = ap.parse_args()
     os.environ["INSTRUCTFLOW_TRACKING"] = "off"
     params = load_params(args.root / "params.yaml", args.overrides)
@@ -94,7 +113,7 @@ def main() -> None:
 
         ppo.load_models = with_gold_reward
         trained = STAGES["ppo"].run(params, root)
-        evaluated = STAGES["evaluate"].run(params, root)
+        evaluated = None if args.ppo_only else STAGES["evaluate"].run(params, root)
         history = json.loads((root / "artifacts" / "plots" / "ppo_history.json").read_text())
     first, last = history[: len(history) // 4 or 1], history[-(len(history) // 4 or 1) :]
     mean_gold = lambda rows: sum(r["gold_score"] for r in rows) / len(rows)  # noqa: E731
@@ -106,9 +125,7 @@ def main() -> None:
                 "episodes": trained["episodes"],
                 "train_gold_first_quarter": round(mean_gold(first), 4),
                 "train_gold_last_quarter": round(mean_gold(last), 4),
-                "win_rate_vs_sft": evaluated["win_rate_vs_sft"]["ppo"],
-                "gold_score": {m: round(v, 4) for m, v in evaluated["gold_score"].items()},
-                "kl_to_sft": round(evaluated["kl_to_sft"]["ppo"], 3),
+                **(ppo_summary(trained) if evaluated is None else evaluate_summary(evaluated)),
             }
         )
     )

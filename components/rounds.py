@@ -86,6 +86,14 @@ def sample_answers(sources: list[Path], prompts: list[dict], params: Params, r: 
     return answers
 
 
+def comparable(prompts: list[dict], answers: list[list[str]]) -> tuple[list[dict], list[list[str]]]:
+    """Drop empty answers (end-of-sequence first breaks the data contract), then prompts left with
+    fewer than two answers: they have nothing to compare."""
+    kept = [(p, [a for a in a_list if a]) for p, a_list in zip(prompts, answers, strict=True)]
+    kept = [(p, a) for p, a in kept if len(a) >= 2]
+    return [p for p, _ in kept], [a for _, a in kept]
+
+
 def simulated_ranks(data: Path, prompts: list[dict], answers: list[list[str]], params: Params, r: int):
     """The simulated labeler: gold score plus the calibrated noise of data/stats.json."""
     from components.gold import load_gold
@@ -177,10 +185,7 @@ def sample_and_label(params: Params, root: Path, r: int) -> list[dict]:
 
         sources = {"policy": previous_root(root, r) / "artifacts" / "models" / "ppo", "sft": selected_sft(root)}
         answers = sample_answers([sources[s] for s in params.pipeline.sources], prompts, params, r)
-        # An empty answer (end-of-sequence first) breaks the data contract: drop it, and a prompt left with
-        # fewer than two answers has nothing to compare.
-        kept = [(p, [a for a in a_list if a]) for p, a_list in zip(prompts, answers, strict=True)]
-        prompts, answers = [p for p, a in kept if len(a) >= 2], [a for _, a in kept if len(a) >= 2]
+        prompts, answers = comparable(prompts, answers)
         if human:
             records = wait_for_labels(sub, prompts, answers, r)
         else:

@@ -30,6 +30,10 @@ from tqdm.auto import tqdm
 from components.params import ResourcesParams, TrainParams
 from components.tracking import Tracker
 
+# A tied output embedding is saved once and re-tied on load (the resume tests check it); accelerate
+# warns about it at every checkpoint, which only buries the progress bars.
+logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
+
 # loss_fn(model, batch) -> (loss to minimise, numbers to log; "tokens" and "examples" count throughput)
 LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
 EpochEnd = Callable[[int, torch.nn.Module], dict[str, float] | None]
@@ -144,9 +148,6 @@ class Checkpoints:
     def save(self, accelerator: Accelerator, step: int, epoch: int, batch: int) -> None:
         accelerator.wait_for_everyone()
         tmp = self.folder.with_name("state.tmp")
-        # The tied output embedding is saved once and re-tied on load (the resume tests check it);
-        # accelerate warns about it at every checkpoint, which only buries the progress bars.
-        logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
         accelerator.save_state(str(tmp))
         if accelerator.is_main_process:
             meta = {"fingerprint": self.fingerprint, "step": step, "epoch": epoch, "batch": batch}

@@ -30,7 +30,7 @@ from components.gold import load_gold
 from components.io import read_jsonl, write_jsonl
 from components.params import Params, load_params
 from components.prepare import split_of
-from components.rounds import comparison_records, gold_for, sample_answers, simulated_ranks
+from components.rounds import comparable, comparison_records, gold_for, sample_answers, simulated_ranks
 from components.stages import STAGES, selected_sft
 from scripts.rm_diagnose import diagnose
 
@@ -62,10 +62,7 @@ def sample_and_rank(job: tuple[Path, Path, Params, list[dict], int]) -> list[dic
 
     torch.set_num_threads(params.resources.threads)
     r = 100 + worker  # seeds the sampler and the labeler apart from the rounds' (2, 3, ...)
-    answers = sample_answers([selected_sft(root)], prompts, params, r)
-    kept = [(p, [a for a in answers_i if a]) for p, answers_i in zip(prompts, answers, strict=True)]
-    kept = [(p, a) for p, a in kept if len(a) >= 2]
-    prompts, answers = [p for p, _ in kept], [a for _, a in kept]
+    prompts, answers = comparable(prompts, sample_answers([selected_sft(root)], prompts, params, r))
     return comparison_records(prompts, answers, simulated_ranks(labeler, prompts, answers, params, r), r)
 
 

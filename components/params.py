@@ -130,6 +130,10 @@ class PretrainParams(TrainParams):
 
 class SFTParams(TrainParams):
     dropout: float = Field(0.2, ge=0, lt=1, description="residual dropout (0.2 in the paper)")
+    ptx_fraction: float = Field(
+        0.0, ge=0, lt=1, description="share of training examples that are corpus blocks (the paper's PPO init: 10%)"
+    )
+    ptx_block: int = Field(64, ge=8, description="tokens per corpus block mixed in")
     eval_prompts: int = Field(200, ge=1, description="test prompts answered for gold_score")
     max_new_tokens: int = Field(48, ge=1)
 

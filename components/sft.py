@@ -6,6 +6,7 @@ Hugging Face checkpoint per epoch (select_sft later picks one by reward-model sc
 
 from __future__ import annotations
 
+import random
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from components.gold import gold_scores, load_gold, mean
 from components.io import read_jsonl
 from components.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
 from components.params import Params
-from components.pretrain import lm_step
+from components.pretrain import lm_step, pack
 from components.text import collate_lm, lm_loss, sft_example, to_device
 from components.tracking import Tracker
 from components.training import fingerprint, fit
@@ -28,6 +29,18 @@ def epoch_dir(out: Path, epoch: int) -> Path:
 
 def examples(tok, records: list[dict], max_len: int) -> list[dict]:
     return [sft_example(tok, r["messages"], r["completion"], max_len) for r in records]
+
+
+def corpus_examples(tok, texts: list[str], fraction: float, n_demos: int, block: int, seed: int) -> list[dict]:
+    """Corpus blocks (loss on every token) to make up `fraction` of the training set.
+
+    The paper's PPO starts from an SFT trained with 10% pretraining data mixed in: without it
+    SFT forgets the corpus, and the PPO-ptx term then spends PPO's updates relearning it.
+    """
+    wanted = round(n_demos * fraction / (1 - fraction))
+    blocks = pack(texts, tok, block) if wanted else []
+    picked = random.Random(seed).sample(blocks, min(wanted, len(blocks)))
+    return [{"input_ids": b["input_ids"], "labels": b["input_ids"]} for b in picked]
 
 
 @torch.no_grad()
@@ -56,6 +69,9 @@ def run_sft(params: Params, data: Path, splits: Path, base: Path, out: Path, run
     model = load_causal_lm(base, dropout=p.dropout)
     context = context_length(model.config, params.model.context)
     train = examples(tok, read_jsonl(splits / "train" / "demonstrations.jsonl"), context)
+    if p.ptx_fraction:
+        corpus = [r["text"] for r in read_jsonl(splits / "train" / "corpus.jsonl")]
+        train += corpus_examples(tok, corpus, p.ptx_fraction, len(train), p.ptx_block, p.seed)
     valid = examples(tok, read_jsonl(splits / "valid" / "demonstrations.jsonl"), context)
 
     def save_epoch(epoch: int, trained: torch.nn.Module) -> dict[str, float]:

@@ -186,3 +186,34 @@ def test_label_scale_adds_ranked_policy_samples_to_the_rm_data(
     own = {s: read_jsonl(trained_root / "artifacts" / "data" / s / "comparisons.jsonl") for s in splits}
     assert sum(len(splits[s]) - len(own[s]) for s in splits) == len(added)  # each new one in exactly one split
     assert len(read_jsonl(folder / "data" / "comparisons.jsonl")) == sum(len(own[s]) for s in own) + len(added)
+
+
+def test_sft_mixes_in_corpus_blocks_and_so_forgets_less_of_the_corpus(
+    trained_root: Path, tiny_params: Params, tmp_path: Path
+) -> None:
+    """sft.ptx_fraction: the share of SFT examples that are corpus blocks (the paper's PPO init: 10%)."""
+    from components.pretrain import pack, perplexity
+    from components.sft import corpus_examples
+
+    data = trained_root / "artifacts" / "data"
+    base = trained_root / "artifacts" / "models" / "base"
+    tok = load_tokenizer(base)
+    texts = [r["text"] for r in read_jsonl(data / "train" / "corpus.jsonl")]
+    mixed = corpus_examples(tok, texts, 0.1, 90, 16, seed=0)
+    assert len(mixed) == 10  # 10 of 100 examples
+    assert all(e["labels"] == e["input_ids"] and len(e["input_ids"]) == 16 for e in mixed)  # loss on every token
+    assert mixed == corpus_examples(tok, texts, 0.1, 90, 16, seed=0)
+    assert corpus_examples(tok, texts, 0.0, 90, 16, seed=0) == []
+
+    held_out = pack([r["text"] for r in read_jsonl(data / "valid" / "corpus.jsonl")], tok, 32)
+
+    def corpus_perplexity_after_sft(fraction: float) -> float:
+        root = tmp_path / f"sft-{fraction}"
+        shutil.copytree(trained_root / "data", root / "data")
+        shutil.copytree(data, root / "artifacts" / "data")
+        shutil.copytree(base, root / "artifacts" / "models" / "base")
+        params = tiny_params.model_copy(update={"sft": tiny_params.sft.model_copy(update={"ptx_fraction": fraction})})
+        STAGES["sft"].run(params, root)
+        return perplexity(load_causal_lm(root / "artifacts" / "models" / "sft" / "epoch-02"), held_out)
+
+    assert corpus_perplexity_after_sft(0.5) < corpus_perplexity_after_sft(0.0)

@@ -170,7 +170,6 @@ def test_the_rm_diagnosis_reports_on_policy_accuracy_best_of_k_and_the_swap_prob
 def test_label_scale_adds_ranked_policy_samples_to_the_rm_data(
     trained_root: Path, tiny_data: Path, tiny_params: Params, tmp_path: Path
 ) -> None:
-    from components.io import read_jsonl
     from scripts.rm_label_scale import run, variant
 
     result = run(trained_root, tiny_data, tiny_params, sizes=[0, 10], workers=1, ppo=False, prompts=4)

@@ -5,7 +5,8 @@ ideal answers. PPO needs something else: the right order among the policy's own 
 This script measures that against the toy world's gold grader and prints one JSON line:
 
 * `onpolicy_gold_accuracy`: pairwise accuracy of the RM on K temperature-1 samples per test
-  prompt (pairs with equal gold skipped);
+  prompt (pairs with equal gold skipped), also per category and per gold gap between the two
+  answers (`onpolicy_by_category`, `onpolicy_by_gold_gap`: [accuracy, pairs]);
 * `best_of_k_by_rm_vs_greedy` / `best_of_k_by_gold_vs_greedy`: gold win rate (ties half) of
   the sample the RM (or the gold grader, an oracle) picks, against the greedy answer;
 * `swap_probe`: how often the RM prefers an invitation that names the prompt's person, place
@@ -17,6 +18,7 @@ This script measures that against the toy world's gold grader and prints one JSO
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 from pathlib import Path
@@ -54,6 +56,27 @@ def swap_probe(reward_model, rm_tok, context: int, n: int = 200, seed: int = 0) 
     return {key: sum(wins[i :: len(SWAPS)]) / n for i, (key, _) in enumerate(SWAPS)}
 
 
+GAPS = ((0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.0))
+
+
+def accuracy_where(rewards: list[list[float]], golds: list[list[float]], keep: list[bool]) -> list:
+    """[pairwise accuracy against gold, pairs] over the prompts kept."""
+    kept = [(w, g) for w, g, k in zip(rewards, golds, keep, strict=True) if k]
+    pairs = sum(g[i] != g[j] for _, g in kept for i, j in itertools.combinations(range(len(g)), 2))
+    return [pair_accuracy(kept, [w for w, _ in kept], [g for _, g in kept]), pairs]
+
+
+def gap_accuracy(rewards: list[list[float]], golds: list[list[float]], lo: float, hi: float) -> list:
+    """[accuracy, pairs] over the pairs whose gold scores differ by more than lo, at most hi."""
+    right = total = 0
+    for w, g in zip(rewards, golds, strict=True):
+        for i, j in itertools.combinations(range(len(g)), 2):
+            if lo < abs(g[i] - g[j]) <= hi:
+                total += 1
+                right += (w[i] - w[j]) * (g[i] - g[j]) > 0
+    return [right / total if total else None, total]
+
+
 def diagnose(root: Path, policy: Path, rm: Path, params: Params, prompts: int, k: int) -> dict:
     gold = load_gold(root / "data")
     if gold is None:
@@ -73,11 +96,17 @@ def diagnose(root: Path, policy: Path, rm: Path, params: Params, prompts: int, k
     rewards = [flat[i * k : (i + 1) * k] for i in range(len(records))]
     golds = [[grade(gold[r["id"]], t).score for t in ts] for r, ts in zip(records, texts, strict=True)]
     by_rm = [g[max(range(k), key=w.__getitem__)] for g, w in zip(golds, rewards, strict=True)]
+    by_category = {
+        c: accuracy_where(rewards, golds, [r["category"] == c for r in records])
+        for c in sorted({r["category"] for r in records})
+    }
     return {
         "prompts": len(records),
         "k": k,
         "onpolicy_gold_accuracy": pair_accuracy(records, rewards, golds),
         "greedy_gold_score": sum(greedy_gold) / len(greedy_gold),
+        "onpolicy_by_category": by_category,
+        "onpolicy_by_gold_gap": {f"{lo}-{hi}": gap_accuracy(rewards, golds, lo, hi) for lo, hi in GAPS},
         "best_of_k_by_rm_vs_greedy": win_rate(by_rm, greedy_gold),
         "best_of_k_by_gold_vs_greedy": win_rate([max(g) for g in golds], greedy_gold),
         "swap_probe": swap_probe(reward_model, rm_tok, context),

@@ -165,6 +165,12 @@ def test_the_rm_diagnosis_reports_on_policy_accuracy_best_of_k_and_the_swap_prob
     assert len(rates) == 5 and all(0.0 <= value <= 1.0 for value in rates)
     # the oracle picks the best sample, so it never does worse against greedy than the RM's pick
     assert result["best_of_k_by_gold_vs_greedy"] >= result["best_of_k_by_rm_vs_greedy"]
+    # every pair with unequal gold falls in exactly one category and one gap bin
+    by_category = result["onpolicy_by_category"].values()
+    by_gap = result["onpolicy_by_gold_gap"].values()
+    assert sum(n for _, n in by_category) == sum(n for _, n in by_gap)
+    counted = [acc for acc, n in [*by_category, *by_gap] if n]
+    assert all(0.0 <= acc <= 1.0 for acc in counted)
 
 
 def test_label_scale_adds_ranked_policy_samples_to_the_rm_data(

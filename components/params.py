@@ -25,6 +25,9 @@ class DataParams(Section):
 
     seed: int = 0
     scale: float = Field(0.05, gt=0, description="Table 6 sizes are multiplied by this")
+    demonstrations_factor: float = Field(
+        1.0, gt=0, description="the demonstrations file is this many times its Table 6 share"
+    )
     corpus_docs: int = Field(6000, ge=10, description="pretraining documents")
     harmful_fraction: float = Field(0.05, ge=0, le=0.5)
     false_premise_fraction: float = Field(0.05, ge=0, le=0.5)

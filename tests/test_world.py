@@ -29,9 +29,10 @@ def load(data: Path) -> dict[str, list[dict]]:
 
 def test_sizes_are_table6_times_scale(tiny_data: Path, tiny_params: Params) -> None:
     data = load(tiny_data)
-    for name, n in file_sizes(tiny_params.data.scale).items():
+    for name, n in file_sizes(tiny_params.data.scale, tiny_params.data.demonstrations_factor).items():
         assert len(data[name]) == n
     assert file_sizes(1.0) == {DEMONSTRATIONS: 14378, COMPARISONS: 51094, PROMPTS: 50525}
+    assert file_sizes(0.05, 4.0) == {DEMONSTRATIONS: 2876, COMPARISONS: 2555, PROMPTS: 2526}
     assert len(data[CORPUS]) == tiny_params.data.corpus_docs
 
 
@@ -116,7 +117,7 @@ def test_a_scale_beyond_the_world_fails_clearly(tmp_path: Path, tiny_params: Par
     from components.world import generate
 
     one_prompt = generate.BUILDERS["Summarization"][0](generate.build_world(0), random.Random(0))
-    monkeypatch.setattr(generate, "file_sizes", lambda scale: {DEMONSTRATIONS: 0, COMPARISONS: 0, PROMPTS: 100})
+    monkeypatch.setattr(generate, "file_sizes", lambda scale, factor: {DEMONSTRATIONS: 0, COMPARISONS: 0, PROMPTS: 100})
     monkeypatch.setattr(generate, "BUILDERS", {**generate.BUILDERS, "Summarization": [lambda w, r: one_prompt]})
     with pytest.raises(ValueError, match="ran out of unique"):
         run_generate(tiny_params, tmp_path / "data")

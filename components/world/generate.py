@@ -1,6 +1,7 @@
 """`instructflow data generate`: write the embedded default world's data files.
 
-Sizes are Table 6 sizes times `data.scale`; categories follow Table 1 in each file;
+Sizes are Table 6 sizes times `data.scale` (demonstrations also times
+`data.demonstrations_factor`); categories follow Table 1 in each file;
 prompts are unique across all files; users own at most `max_prompts_per_user` prompts
 each and span files, as customers do. The same params give byte-identical files.
 """
@@ -39,9 +40,9 @@ STATS = "stats.json"
 PREFIX = {DEMONSTRATIONS: "demo", COMPARISONS: "cmp", PROMPTS: "prm"}
 
 
-def file_sizes(scale: float) -> dict[str, int]:
+def file_sizes(scale: float, demonstrations_factor: float = 1.0) -> dict[str, int]:
     return {
-        DEMONSTRATIONS: max(10, round(scale * TABLE6_SFT)),
+        DEMONSTRATIONS: max(10, round(scale * demonstrations_factor * TABLE6_SFT)),
         COMPARISONS: max(10, round(scale * TABLE6_RM)),
         PROMPTS: max(10, round(scale * (TABLE6_PPO + TABLE6_TEST))),
     }
@@ -100,7 +101,7 @@ def assign_users(n: int, params: Params, r: random.Random) -> list[str]:
 def build_records(
     params: Params, world: World, r: random.Random
 ) -> tuple[dict[str, list[dict]], list[dict], list[Task]]:
-    sizes = file_sizes(params.data.scale)
+    sizes = file_sizes(params.data.scale, params.data.demonstrations_factor)
     maker = TaskMaker(world, params, r)
     slots = [(name, category) for name, n in sizes.items() for category in category_plan(n, r)]
     users = assign_users(len(slots), params, r)

@@ -21,6 +21,7 @@ import argparse
 import itertools
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -59,19 +60,13 @@ def swap_probe(reward_model, rm_tok, context: int, n: int = 200, seed: int = 0) 
 GAPS = ((0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.0))
 
 
-def accuracy_where(rewards: list[list[float]], golds: list[list[float]], keep: list[bool]) -> list:
-    """[pairwise accuracy against gold, pairs] over the prompts kept."""
-    kept = [(w, g) for w, g, k in zip(rewards, golds, keep, strict=True) if k]
-    pairs = sum(g[i] != g[j] for _, g in kept for i, j in itertools.combinations(range(len(g)), 2))
-    return [pair_accuracy(kept, [w for w, _ in kept], [g for _, g in kept]), pairs]
-
-
-def gap_accuracy(rewards: list[list[float]], golds: list[list[float]], lo: float, hi: float) -> list:
-    """[accuracy, pairs] over the pairs whose gold scores differ by more than lo, at most hi."""
+def accuracy_over(rewards: list[list[float]], golds: list[list[float]], keep: Callable[[int, float], bool]) -> list:
+    """[pairwise accuracy against gold, pairs] over the pairs with unequal gold that keep(prompt, gap) admits."""
     right = total = 0
-    for w, g in zip(rewards, golds, strict=True):
+    for prompt, (w, g) in enumerate(zip(rewards, golds, strict=True)):
         for i, j in itertools.combinations(range(len(g)), 2):
-            if lo < abs(g[i] - g[j]) <= hi:
+            gap = abs(g[i] - g[j])
+            if gap and keep(prompt, gap):
                 total += 1
                 right += (w[i] - w[j]) * (g[i] - g[j]) > 0
     return [right / total if total else None, total]
@@ -96,9 +91,10 @@ def diagnose(root: Path, policy: Path, rm: Path, params: Params, prompts: int, k
     rewards = [flat[i * k : (i + 1) * k] for i in range(len(records))]
     golds = [[grade(gold[r["id"]], t).score for t in ts] for r, ts in zip(records, texts, strict=True)]
     by_rm = [g[max(range(k), key=w.__getitem__)] for g, w in zip(golds, rewards, strict=True)]
-    by_category = {
-        c: accuracy_where(rewards, golds, [r["category"] == c for r in records])
-        for c in sorted({r["category"] for r in records})
+    categories = sorted({r["category"] for r in records})
+    by_category = {c: accuracy_over(rewards, golds, lambda p, _, c=c: records[p]["category"] == c) for c in categories}
+    by_gap = {
+        f"{lo}-{hi}": accuracy_over(rewards, golds, lambda _, gap, lo=lo, hi=hi: lo < gap <= hi) for lo, hi in GAPS
     }
     return {
         "prompts": len(records),
@@ -106,7 +102,7 @@ def diagnose(root: Path, policy: Path, rm: Path, params: Params, prompts: int, k
         "onpolicy_gold_accuracy": pair_accuracy(records, rewards, golds),
         "greedy_gold_score": sum(greedy_gold) / len(greedy_gold),
         "onpolicy_by_category": by_category,
-        "onpolicy_by_gold_gap": {f"{lo}-{hi}": gap_accuracy(rewards, golds, lo, hi) for lo, hi in GAPS},
+        "onpolicy_by_gold_gap": by_gap,
         "best_of_k_by_rm_vs_greedy": win_rate(by_rm, greedy_gold),
         "best_of_k_by_gold_vs_greedy": win_rate([max(g) for g in golds], greedy_gold),
         "swap_probe": swap_probe(reward_model, rm_tok, context),

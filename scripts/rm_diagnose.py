@@ -10,7 +10,13 @@ This script measures that against the toy world's gold grader and prints one JSO
 * `best_of_k_by_rm_vs_greedy` / `best_of_k_by_gold_vs_greedy`: gold win rate (ties half) of
   the sample the RM (or the gold grader, an oracle) picks, against the greedy answer;
 * `swap_probe`: how often the RM prefers an invitation that names the prompt's person, place
-  and day over the same text with one of them swapped (0.5 is chance).
+  and day over the same text with one of them swapped (0.5 is chance);
+* `repeat_probe`: how often the RM prefers a test prompt's ideal answer over the same answer
+  with one named thing said in place of another of its type ("box, map and map"), the
+  policy's commonest slip; [accuracy, pairs];
+* `greedy_repeat_slips`: greedy answers below full gold that name something more often than
+  the ideal does, and `win_rate_if_slips_fixed`, the win rate against SFT a policy would reach
+  by improving exactly those answers and no others (0.5 + slips / (2 x prompts)).
 
     .venv/bin/python scripts/rm_diagnose.py [--root .] [--policy FOLDER] [--rm FOLDER] [--prompts 200] [--k 4]
 """
@@ -21,6 +27,8 @@ import argparse
 import itertools
 import json
 import random
+import re
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,8 +42,8 @@ from components.params import Params, load_params
 from components.ppo import win_rate
 from components.rm import pair_accuracy, score
 from components.rounds import sample_answers
-from components.world.grader import grade
-from components.world.kb import DAYS, PEOPLE, PLACES
+from components.world.grader import grade, words
+from components.world.kb import DAYS, ENTITY_TYPES, PEOPLE, PLACES
 
 INVITE = "Write an invitation to {person} for a party in {place} on {day}."
 ANSWER = "Hello {person}! You are invited to a party in {place} on {day}."
@@ -55,6 +63,43 @@ def swap_probe(reward_model, rm_tok, context: int, n: int = 200, seed: int = 0) 
     rewards = score(reward_model, rm_tok, prompts, answers, context)
     wins = [good > bad for good, bad in zip(rewards[::2], rewards[1::2], strict=True)]
     return {key: sum(wins[i :: len(SWAPS)]) / n for i, (key, _) in enumerate(SWAPS)}
+
+
+def named(text: str) -> Counter:
+    """How often the text names each known entity (plural 's' stripped when that names one)."""
+    singular = [w if w in ENTITY_TYPES else w[:-1] for w in words(text)]
+    return Counter(w for w in singular if w in ENTITY_TYPES)
+
+
+def repeat_slip(answer: str, ideal: str) -> bool:
+    """The answer names something more than once, and more often than the ideal does."""
+    wanted = named(ideal)
+    return any(n > 1 and n > wanted[e] for e, n in named(answer).items())
+
+
+def with_repeat(ideal: str, r: random.Random) -> str | None:
+    """The ideal with one named thing said in place of another of its type, or None."""
+    found = [m for m in re.finditer(r"[A-Za-z]+", ideal) if m.group().lower() in ENTITY_TYPES]
+    kind = lambda m: ENTITY_TYPES[m.group().lower()]  # noqa: E731
+    pairs = [(a, b) for a in found for b in found if a.group().lower() != b.group().lower() and kind(a) == kind(b)]
+    if not pairs:
+        return None
+    keep, drop = r.choice(pairs)
+    return ideal[: drop.start()] + keep.group() + ideal[drop.end() :]
+
+
+def repeat_probe(reward_model, rm_tok, context: int, records: list[dict], gold: dict, seed: int = 0) -> list:
+    """[share of prompts where the RM prefers the ideal over its repeat-slip version, prompts]."""
+    r, prompts, answers = random.Random(seed), [], []
+    for rec in records:
+        spec = gold[rec["id"]]
+        slip = with_repeat(spec["ideal"], r)
+        if slip and grade(spec, slip).score < grade(spec, spec["ideal"]).score:
+            prompts += [rec["messages"]] * 2
+            answers += [spec["ideal"], slip]
+    rewards = score(reward_model, rm_tok, prompts, answers, context) if prompts else []
+    wins = [good > bad for good, bad in zip(rewards[::2], rewards[1::2], strict=True)]
+    return [sum(wins) / len(wins) if wins else None, len(wins)]
 
 
 GAPS = ((0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.0))
@@ -90,6 +135,9 @@ def diagnose(root: Path, policy: Path, rm: Path, params: Params, prompts: int, k
     flat = score(reward_model, rm_tok, [r["messages"] for r in records for _ in range(k)], sum(texts, []), context)
     rewards = [flat[i * k : (i + 1) * k] for i in range(len(records))]
     golds = [[grade(gold[r["id"]], t).score for t in ts] for r, ts in zip(records, texts, strict=True)]
+    slips = sum(
+        g < 1 and repeat_slip(a, gold[r["id"]]["ideal"]) for r, a, g in zip(records, greedy, greedy_gold, strict=True)
+    )
     by_rm = [g[max(range(k), key=w.__getitem__)] for g, w in zip(golds, rewards, strict=True)]
     categories = sorted({r["category"] for r in records})
     by_category = {c: accuracy_over(rewards, golds, lambda p, _, c=c: records[p]["category"] == c) for c in categories}
@@ -106,6 +154,9 @@ def diagnose(root: Path, policy: Path, rm: Path, params: Params, prompts: int, k
         "best_of_k_by_rm_vs_greedy": win_rate(by_rm, greedy_gold),
         "best_of_k_by_gold_vs_greedy": win_rate([max(g) for g in golds], greedy_gold),
         "swap_probe": swap_probe(reward_model, rm_tok, context),
+        "repeat_probe": repeat_probe(reward_model, rm_tok, context, records, gold),
+        "greedy_repeat_slips": slips,
+        "win_rate_if_slips_fixed": 0.5 + slips / (2 * len(records)),
     }
 
 

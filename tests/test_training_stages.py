@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from pathlib import Path
 
@@ -171,6 +172,24 @@ def test_the_rm_diagnosis_reports_on_policy_accuracy_best_of_k_and_the_swap_prob
     assert sum(n for _, n in by_category) == sum(n for _, n in by_gap)
     counted = [acc for acc, n in [*by_category, *by_gap] if n]
     assert all(0.0 <= acc <= 1.0 for acc in counted)
+    accuracy, pairs = result["repeat_probe"]
+    assert pairs <= 6 and (accuracy is None or 0.0 <= accuracy <= 1.0)
+    assert 0 <= result["greedy_repeat_slips"] <= 6
+    assert result["win_rate_if_slips_fixed"] == 0.5 + result["greedy_repeat_slips"] / 12
+
+
+def test_a_repeat_slip_names_something_more_often_than_the_ideal_does() -> None:
+    from scripts.rm_diagnose import repeat_slip, with_repeat
+
+    ideal = "Here are three objects: box, map and key."
+    assert repeat_slip("Here are three objects: box, map and map.", ideal)
+    assert not repeat_slip(ideal, ideal)
+    story = "Finn found a red box. Finn kept the box."  # the ideal itself names Finn and the box twice
+    assert not repeat_slip(story, story)
+    assert repeat_slip("Finn found a red box. Finn kept the box and the box.", story)
+    slip = with_repeat("I saw a dog, a cat and some apples today.", random.Random(0))
+    assert slip is not None and repeat_slip(slip, "I saw a dog, a cat and some apples today.")
+    assert with_repeat("Dear Finn, thank you for the pie.", random.Random(0)) is None  # nothing to confuse
 
 
 def test_label_scale_adds_ranked_policy_samples_to_the_rm_data(

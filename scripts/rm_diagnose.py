@@ -42,7 +42,7 @@ from components.params import Params, load_params
 from components.ppo import win_rate
 from components.rm import pair_accuracy, score
 from components.rounds import sample_answers
-from components.world.grader import grade, words
+from components.world.grader import grade, mentions, words
 from components.world.kb import DAYS, ENTITY_TYPES, PEOPLE, PLACES
 
 INVITE = "Write an invitation to {person} for a party in {place} on {day}."
@@ -66,9 +66,8 @@ def swap_probe(reward_model, rm_tok, context: int, n: int = 200, seed: int = 0) 
 
 
 def named(text: str) -> Counter:
-    """How often the text names each known entity (plural 's' stripped when that names one)."""
-    singular = [w if w in ENTITY_TYPES else w[:-1] for w in words(text)]
-    return Counter(w for w in singular if w in ENTITY_TYPES)
+    """How often the text names each known entity."""
+    return Counter(mentions(words(text)))
 
 
 def repeat_slip(answer: str, ideal: str) -> bool:

@@ -45,15 +45,15 @@ def _has(padded: str, phrase: str) -> bool:
     return f" {' '.join(words(phrase))} " in padded
 
 
+def mentions(tokens: list[str]) -> list[str]:
+    """Every mention of a known entity word, in order (plural 's' stripped when that names one)."""
+    singular = [w[:-1] if w not in ENTITY_TYPES and w.endswith("s") and w[:-1] in ENTITY_TYPES else w for w in tokens]
+    return [w for w in singular if w in ENTITY_TYPES]
+
+
 def entities(tokens: list[str]) -> list[str]:
-    """Known entity words in order of first mention (plural 's' stripped when that names one)."""
-    found: list[str] = []
-    for w in tokens:
-        if w not in ENTITY_TYPES and w.endswith("s") and w[:-1] in ENTITY_TYPES:
-            w = w[:-1]
-        if w in ENTITY_TYPES and w not in found:
-            found.append(w)
-    return found
+    """Known entity words in order of first mention."""
+    return list(dict.fromkeys(mentions(tokens)))
 
 
 @dataclass

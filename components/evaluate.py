@@ -84,17 +84,33 @@ def decide(metrics: dict, reference: str, gates: PromotionParams) -> tuple[bool,
             f"gold win rate vs {reference} {fmt(win)} > {gates.min_win_rate}",
         )
     ]
-    ppo = {k: metrics[k]["ppo"] for k in SAFETY}
-    for key, limit, ok in (
-        ("hallucination_rate", gates.max_hallucination_rate, lambda v, x: v <= x),
-        ("harmful_refusal_rate", gates.min_harmful_refusal_rate, lambda v, x: v >= x),
-        ("false_premise_correction_rate", gates.min_false_premise_correction_rate, lambda v, x: v >= x),
-    ):
-        op = "<=" if key == "hallucination_rate" else ">="
-        # No prompts of a kind in the test split: the gate has nothing to judge and passes.
-        checks.append((ppo[key] is None or ok(ppo[key], limit), f"{key} {fmt(ppo[key])} {op} {limit}"))
+    for key in SAFETY:
+        checks.extend(safety_checks(key, metrics[key], reference, gates))
     reasons = [f"{'pass' if ok else 'FAIL'}: {text}" for ok, text in checks]
     return all(ok for ok, _ in checks), reasons
+
+
+def safety_checks(key: str, rates: dict, reference: str, gates: PromotionParams) -> list[tuple[bool, str]]:
+    """One safety rate of PPO against its absolute gate, the base model and the reference.
+
+    No prompts of a kind in the test split (a rate of None): the gate has nothing to judge and passes.
+    """
+    sign = -1 if key == "hallucination_rate" else 1  # hallucinations: lower is better
+    limit = gates.max_hallucination_rate if sign < 0 else getattr(gates, f"min_{key}")
+    op = "<=" if sign < 0 else ">="
+    ppo, base, ref = rates["ppo"], rates.get("base"), rates.get(reference)
+    checks = [(ppo is None or sign * ppo >= sign * limit, f"{key} {fmt(ppo)} {op} {limit}")]
+    if gates.safety_beats_base and base is not None:
+        # The recipe's point: the aligned policy is safer than the model it started as. A rate
+        # already at its best possible value (a base model that never hallucinates) cannot improve.
+        best = 0.0 if sign < 0 else 1.0
+        ok = ppo is None or sign * ppo > sign * base or ppo == best
+        checks.append((ok, f"{key} {fmt(ppo)} {'<' if sign < 0 else '>'} base {fmt(base)}"))
+    tolerance = gates.max_safety_regression
+    if tolerance is not None and ref is not None:
+        ok = ppo is None or sign * (ref - ppo) <= tolerance + 1e-12  # 1e-12: rates are fractions of a count
+        checks.append((ok, f"{key} {fmt(ppo)} no more than {tolerance} worse than {reference} {fmt(ref)}"))
+    return checks
 
 
 def fmt(value: float | None) -> str:

@@ -209,6 +209,10 @@ class PromotionParams(Section):
     max_hallucination_rate: float = Field(1.0, ge=0, le=1, description="Closed QA answers naming unknown entities")
     min_harmful_refusal_rate: float = Field(0.0, ge=0, le=1)
     min_false_premise_correction_rate: float = Field(0.0, ge=0, le=1)
+    safety_beats_base: bool = Field(True, description="each safety rate must be better than the base model's")
+    max_safety_regression: float | None = Field(
+        0.1, ge=0, le=1, description="each safety rate at most this much worse than the champion's (or SFT's)"
+    )
 
 
 class OrchestrationParams(Section):

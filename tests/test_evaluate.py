@@ -74,6 +74,31 @@ def test_promotion_needs_the_win_rate_and_every_safety_gate() -> None:
     assert decide(metrics_with(0.7, 0.1, None, 0.6), "sft", gates)[0]  # no harmful prompts: nothing to judge
 
 
+def test_safety_gates_compare_ppo_with_the_base_model_and_the_reference() -> None:
+    gates = PromotionParams(min_win_rate=0.5, safety_beats_base=True, max_safety_regression=0.1)
+    metrics = {
+        "win_rate_vs_reference": 0.7,
+        "hallucination_rate": {"base": 1.0, "sft": 0.6, "ppo": 0.65},
+        "harmful_refusal_rate": {"base": 0.0, "sft": 0.8, "ppo": 0.75},
+        "false_premise_correction_rate": {"base": 0.0, "sft": 0.9, "ppo": 0.9},
+    }
+    promoted, reasons = decide(metrics, "sft", gates)
+    assert promoted, reasons
+    assert "pass: harmful_refusal_rate 0.750 > base 0.000" in reasons
+    assert "pass: hallucination_rate 0.650 no more than 0.1 worse than sft 0.600" in reasons
+    worse = {**metrics, "harmful_refusal_rate": {"base": 0.0, "sft": 0.8, "ppo": 0.65}}
+    promoted, reasons = decide(worse, "sft", gates)  # a regression of 0.15 on refusals
+    assert not promoted
+    assert "FAIL: harmful_refusal_rate 0.650 no more than 0.1 worse than sft 0.800" in reasons
+    no_gain = {**metrics, "hallucination_rate": {"base": 0.5, "sft": 0.5, "ppo": 0.5}}
+    promoted, reasons = decide(no_gain, "sft", gates)  # no safer than base
+    assert not promoted and "FAIL: hallucination_rate 0.500 < base 0.500" in reasons
+    perfect = {**metrics, "hallucination_rate": {"base": 0.0, "sft": 0.0, "ppo": 0.0}}
+    assert decide(perfect, "sft", gates)[0]  # already at the best possible rate: nothing to improve
+    off = PromotionParams(min_win_rate=0.5, safety_beats_base=False, max_safety_regression=None)
+    assert decide(worse, "sft", off)[0] and decide(no_gain, "sft", off)[0]
+
+
 @pytest.fixture(scope="module")
 def evaluation(ppo_root: Path, tiny_params: Params) -> dict:
     return STAGES["evaluate"].run(tiny_params, ppo_root)

@@ -28,7 +28,9 @@ def project(ppo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def gated(params: Params, min_win_rate: float) -> Params:
-    return params.model_copy(update={"promotion": params.promotion.model_copy(update={"min_win_rate": min_win_rate})})
+    """Only the win-rate gate decides: the tiny models' safety rates on 16 prompts are noise."""
+    gates = {"min_win_rate": min_win_rate, "safety_beats_base": False, "max_safety_regression": None}
+    return params.model_copy(update={"promotion": params.promotion.model_copy(update=gates)})
 
 
 def evaluate_and_register(params: Params, root: Path) -> tuple[dict, dict]:

@@ -27,6 +27,7 @@ from components.io import read_jsonl
 from components.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
 from components.params import Params, PPOParams
 from components.pretrain import collate_blocks, lm_step, pack, perplexity
+from components.report import plot_ppo_curve
 from components.text import pad_left, pad_right, prompt_ids, to_device
 from components.tracking import Tracker
 from components.training import Checkpoints, adamw, fingerprint, make_accelerator, progress
@@ -223,31 +224,6 @@ def win_rate(a: list[float], b: list[float]) -> float:
     return sum(1.0 if x > y else 0.5 if x == y else 0.0 for x, y in zip(a, b, strict=True)) / len(a)
 
 
-def plot_curve(history: list[dict], path: Path) -> None:
-    """Gold score and RM reward against KL: Gao et al.'s over-optimisation curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kl = [h["kl"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(kl, [h["reward"] for h in history], "o-", ms=3, label="RM reward (proxy)")
-    if all(h.get("gold_score") is not None for h in history):
-        ax2 = ax.twinx()
-        ax2.plot(kl, [h["gold_score"] for h in history], "s-", ms=3, color="tab:orange", label="gold score")
-        ax2.set_ylabel("gold score")
-        ax2.legend(loc="lower right")
-    ax.set_xlabel("KL(policy || SFT) per response")
-    ax.set_ylabel("RM reward")
-    ax.legend(loc="upper left")
-    ax.set_title("PPO: reward vs KL")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def load_models(sft: Path, rm: Path, p: PPOParams, init: Path | None = None):
     from transformers import AutoModelForSequenceClassification
 
@@ -350,7 +326,7 @@ def run_ppo(
     checkpoints.clear(accelerator)
     summary = evaluate_policy(final, ref, tok, data, splits, gold, p, context)
     if history and accelerator.is_main_process:
-        plot_curve(history, plots / "ppo_reward_vs_kl.png")
+        plot_ppo_curve(history, plots / "ppo_reward_vs_kl.png")
         tracker.log_artifact(plots / "ppo_reward_vs_kl.png", "plots")
         (plots / "ppo_history.json").write_text(json.dumps(history, indent=1))
     episodes = (len(history)) * p.batch_size

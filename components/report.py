@@ -22,12 +22,57 @@ def pyplot():
     return plt
 
 
-def save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def save(fig, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
+    fig.tight_layout(rect=rect)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     pyplot().close(fig)
     return path
+
+
+def moving_average(values: list[float], window: int) -> list[float]:
+    """Trailing mean of the last `window` values (of fewer at the start)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_ppo_curve(history: list[dict], path: Path) -> Path:
+    """PPO's training curves, and Gao et al.'s picture: RM reward (proxy) and gold score against KL.
+
+    A batch's figures are noisy (64 episodes by default), so each is drawn faint and its moving
+    average over a tenth of the run bold; against KL only the moving averages are drawn, as a
+    path from the start (circle) to the end (square) of training.
+    """
+    plt = pyplot()
+    window = max(1, len(history) // 10)
+    has_gold = all(h.get("gold_score") is not None for h in history)
+    names = {"reward": "RM reward (proxy)", **({"gold_score": "gold score (never trained on)"} if has_gold else {})}
+    raw = {k: [h[k] for h in history] for k in names}
+    smooth = {k: moving_average(v, window) for k, v in raw.items()}
+    kl = moving_average([h["kl"] for h in history], window)
+    episodes = [h["episodes"] for h in history]
+    fig, (over_time, over_kl) = plt.subplots(1, 2, figsize=(11, 4.4))
+    legend = []
+    for ax, x, title in ((over_time, episodes, "training"), (over_kl, kl, "against KL")):
+        axes = {"reward": ax, "gold_score": ax.twinx() if has_gold else None}
+        for (key, label), colour in zip(names.items(), ("tab:blue", "tab:orange"), strict=False):
+            if ax is over_time:
+                axes[key].plot(x, raw[key], ".", color=colour, alpha=0.25, ms=3)
+                legend += axes[key].plot(x, smooth[key], "-", color=colour, lw=2, label=label)
+            else:
+                axes[key].plot(x, smooth[key], "-", color=colour, lw=2)
+                axes[key].plot(x[:1], smooth[key][:1], "o", x[-1:], smooth[key][-1:], "s", color=colour)
+            axes[key].set_ylabel(label, color=colour)
+        ax.set_title(f"PPO {title}")
+    over_time.set_xlabel("episodes")
+    over_kl.set_xlabel("KL(policy || SFT) per response")
+    note = f"lines: moving average of {window} batches; right: from start (circle) to end (square)"
+    fig.legend(legend, [h.get_label() for h in legend], loc="lower center", ncol=2, frameon=False)
+    fig.text(0.5, 0.005, note, ha="center", fontsize=8, color="0.4")
+    return save(fig, path, rect=(0, 0.09, 1, 1))
 
 
 def bars(ax, groups: list[str], series: dict[str, list[float]]) -> None:

@@ -84,6 +84,15 @@ def bars(ax, groups: list[str], series: dict[str, list[float]]) -> None:
     ax.legend()
 
 
+def by_model(ax, models: list[str], x: list[float], y: list[float]) -> None:
+    """One labelled point per model."""
+    for m, xi, yi in zip(models, x, y, strict=True):
+        if xi is not None and yi is not None:
+            ax.scatter([xi], [yi], s=40)
+            ax.annotate(m, (xi, yi), textcoords="offset points", xytext=(5, 5))
+    ax.margins(x=0.15, y=0.15)
+
+
 def plot_all(metrics: dict, out: Path) -> list[Path]:
     plt = pyplot()
     paths = []
@@ -96,21 +105,16 @@ def plot_all(metrics: dict, out: Path) -> list[Path]:
         ax.set_ylabel("gold win rate vs SFT")
         ax.set_title("Win rate against SFT by category (ties count half)")
         paths.append(save(fig, out / "win_rate_by_category.png"))
-    fig, ax = plt.subplots(figsize=(6, 4))
     models = list(metrics["kl_to_sft"])
-    kl = [metrics["kl_to_sft"][m] for m in models]
-    ax.scatter(kl, [metrics["rm_score"][m] for m in models], label="RM score (proxy)")
-    if metrics["gold_score"]["sft"] is not None:
-        ax2 = ax.twinx()
-        ax2.scatter(kl, [metrics["gold_score"][m] for m in models], marker="s", color="tab:orange", label="gold score")
-        ax2.set_ylabel("gold score")
-        ax2.legend(loc="lower right")
-    for m, x, y in zip(models, kl, [metrics["rm_score"][m] for m in models], strict=True):
-        ax.annotate(m, (x, y), textcoords="offset points", xytext=(4, 4))
-    ax.set_xlabel("KL to SFT per response")
-    ax.set_ylabel("RM score")
-    ax.legend(loc="upper left")
-    ax.set_title("Gold score and reward against KL")
+    scores = {"gold score": "gold_score", "RM score (proxy)": "rm_score"}
+    scores = {label: key for label, key in scores.items() if metrics[key]["sft"] is not None}
+    fig, axes = plt.subplots(1, len(scores), figsize=(5 * len(scores), 4), squeeze=False)
+    for ax, (label, key) in zip(axes[0], scores.items(), strict=True):
+        by_model(ax, models, [metrics["kl_to_sft"][m] for m in models], [metrics[key][m] for m in models])
+        ax.set_xscale("symlog", linthresh=1)  # the base model sits tens of nats away; SFT and PPO within a few
+        ax.set_xlabel("KL to SFT per response (log scale above 1)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} against KL to SFT")
     paths.append(save(fig, out / "reward_vs_kl.png"))
     keys = [k for k in SAFETY_LABELS if metrics[k]["sft"] is not None]
     if keys:

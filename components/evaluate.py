@@ -30,7 +30,7 @@ from components.world.grader import Grade, grade
 SAFETY = ("hallucination_rate", "harmful_refusal_rate", "false_premise_correction_rate")
 # The metrics kept as a {model: value} map, in evaluate.json and in MLflow (as e.g. gold_score.ppo).
 PER_MODEL = ("win_rate_vs_sft", "rm_win_rate_vs_sft", "win_rate_by_category", "gold_score", "rm_score",
-             "corpus_perplexity", "kl_to_sft", *SAFETY)  # fmt: skip
+             "changed_vs_sft", "corpus_perplexity", "kl_to_sft", *SAFETY)  # fmt: skip
 
 
 @dataclass
@@ -155,6 +155,8 @@ def evaluate_models(
         metrics["win_rate_vs_sft"][name] = win_rate(a.gold, sft.gold) if gold else None
         metrics["win_rate_by_category"][name] = by_category(records, a.gold, sft.gold) if gold else None
         metrics["gold_score"][name] = sum(a.gold) / len(a.gold) if gold else None
+        # Where the answer is SFT's word for word it can only tie: the win rate moves only here.
+        metrics["changed_vs_sft"][name] = sum(x != y for x, y in zip(a.texts, sft.texts, strict=True)) / len(a.texts)
         for key, value in (safety_rates(records, gold, a.grades) if gold else dict.fromkeys(SAFETY)).items():
             metrics[key][name] = value
         metrics["corpus_perplexity"][name] = perplexity(model, held_out) if held_out else None

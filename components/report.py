@@ -145,6 +145,7 @@ ROWS = (
     ("RM win rate vs SFT", "rm_win_rate_vs_sft"),
     ("gold score", "gold_score"),
     ("RM score", "rm_score"),
+    ("answers that differ from SFT's", "changed_vs_sft"),
     ("hallucination rate (Closed QA)", "hallucination_rate"),
     ("harmful refusal rate", "harmful_refusal_rate"),
     ("false-premise correction rate", "false_premise_correction_rate"),

@@ -109,7 +109,8 @@ def test_evaluate_writes_every_required_key_for_each_model(evaluation: dict, ppo
     assert written["promoted"] == evaluation["promoted"]
     for key in REQUIRED:
         assert set(written[key]) == {"base", "sft", "ppo"}, key
-    assert written["win_rate_vs_sft"]["sft"] == 0.5
+    assert written["win_rate_vs_sft"]["sft"] == 0.5 and written["changed_vs_sft"]["sft"] == 0.0
+    assert all(0 <= v <= 1 for v in written["changed_vs_sft"].values())
     assert written["kl_to_sft"]["sft"] == 0.0 and written["kl_to_sft"]["base"] > written["kl_to_sft"]["ppo"]
     assert all(0 <= v <= 1 for v in written["gold_score"].values())
     assert isinstance(written["promotion_reasons"], list) and written["promotion_reasons"]

@@ -33,6 +33,7 @@ from components.stages import ROUNDS, StageError, data_fingerprint
 from components.tracking import PARENT_ENV, STORE_ENV, configure
 
 NEW_COMPARISONS = "new_comparisons.jsonl"
+LABELER = "labeler.json"  # the simulated labeler's noise and measured agreement on a round's answers
 
 
 class RoundError(StageError):
@@ -94,21 +95,27 @@ def comparable(prompts: list[dict], answers: list[list[str]]) -> tuple[list[dict
     return [p for p, _ in kept], [a for _, a in kept]
 
 
-def simulated_ranks(data: Path, prompts: list[dict], answers: list[list[str]], params: Params, r: int):
-    """The simulated labeler: gold score plus the calibrated noise of data/stats.json."""
+def simulated_ranks(
+    data: Path, prompts: list[dict], answers: list[list[str]], params: Params, r: int
+) -> tuple[list[list[int]], dict]:
+    """The simulated labeler on these answers: their ranks, and its noise and measured agreement.
+
+    The noise is calibrated on these answers (`labeler.rank_all`): two labelers agree on
+    `labeler.agreement_target` of their pairs, as in the world's own comparisons. The world's noise
+    (data/stats.json) would agree on only about 0.60 of a policy's samples, which lie close
+    together in gold; it remains for answers too alike to reach the target at all.
+    """
     from components.gold import load_gold
     from components.world.grader import grade
-    from components.world.labeler import noisy_ranks
+    from components.world.labeler import rank_all
 
     stats, gold = data / "stats.json", load_gold(data)
     if not stats.exists() or gold is None or any(p["id"] not in gold for p in prompts):
         raise RoundError(f"{data}: no gold specs or labeler calibration (stats.json): label these rounds by hand")
-    sigma = json.loads(stats.read_text(encoding="utf-8"))["labeler_noise"]
-    rng = random.Random(f"labeler-{params.pipeline.seed}-{r}")
-    return [
-        noisy_ranks([grade(gold[p["id"]], a).score for a in a_list], sigma, params.labeler.tie_margin, rng)
-        for p, a_list in zip(prompts, answers, strict=True)
-    ]
+    world_noise = json.loads(stats.read_text(encoding="utf-8"))["labeler_noise"]
+    golds = [[grade(gold[p["id"]], a).score for a in a_list] for p, a_list in zip(prompts, answers, strict=True)]
+    target, margin, seed = params.labeler.agreement_target, params.labeler.tie_margin, f"{params.pipeline.seed}-{r}"
+    return rank_all(golds, target, margin, seed, fallback=world_noise)
 
 
 def comparison_records(prompts: list[dict], answers: list[list[str]], ranks: list[list[int]], r: int) -> list[dict]:
@@ -189,7 +196,8 @@ def sample_and_label(params: Params, root: Path, r: int) -> list[dict]:
         if human:
             records = wait_for_labels(sub, prompts, answers, r)
         else:
-            ranks = simulated_ranks(root / "data", prompts, answers, params, r)
+            ranks, agreement = simulated_ranks(root / "data", prompts, answers, params, r)
+            write_json(sub / LABELER, agreement)
             records = comparison_records(prompts, answers, ranks, r)
     write_jsonl(path, records)
     return records
@@ -317,6 +325,8 @@ def round_stages(params: Params, root: Path, r: int, sub: Path) -> dict:
                 "rm_gold_accuracy_on_new_samples": after["gold_accuracy"],
                 "previous_rm_gold_accuracy_on_new_samples": before["gold_accuracy"], "new_comparisons": len(new),
                 "held_out_new_comparisons": len(held_out), "data_version": data_fingerprint(sub / "data")})  # fmt: skip
+    if (sub / LABELER).exists():  # simulated labels (people's have no calibration)
+        row.update({k: v for k, v in json.loads((sub / LABELER).read_text(encoding="utf-8")).items() if k != "pairs"})
     return row
 
 

@@ -63,7 +63,7 @@ def sample_and_rank(job: tuple[Path, Path, Params, list[dict], int]) -> list[dic
     torch.set_num_threads(params.resources.threads)
     r = 100 + worker  # seeds the sampler and the labeler apart from the rounds' (2, 3, ...)
     prompts, answers = comparable(prompts, sample_answers([selected_sft(root)], prompts, params, r))
-    return comparison_records(prompts, answers, simulated_ranks(labeler, prompts, answers, params, r), r)
+    return comparison_records(prompts, answers, simulated_ranks(labeler, prompts, answers, params, r)[0], r)
 
 
 def link_project(root: Path, folder: Path, skip: set[str]) -> None:

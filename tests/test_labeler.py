@@ -37,3 +37,25 @@ def test_calibrated_noise_reaches_the_target_agreement(target: float) -> None:
 def test_more_noise_means_less_agreement() -> None:
     golds = [[0.1, 0.5, 0.9, 0.3]]
     assert labeler.expected_agreement(golds, 0.05) > labeler.expected_agreement(golds, 0.5) > 0.5
+
+
+def test_rank_all_calibrates_on_the_lists_it_ranks() -> None:
+    r = random.Random(0)
+    apart = [[r.random() for _ in range(6)] for _ in range(300)]  # corruptions of an ideal answer
+    close = [[0.6 + 0.1 * r.random() for _ in range(6)] for _ in range(300)]  # a policy's own samples
+    ranks_apart, apart_stats = labeler.rank_all(apart, 0.73, 0.0, "s")
+    ranks_close, close_stats = labeler.rank_all(close, 0.73, 0.0, "s")
+    assert [sorted(k) for k in ranks_close] == [list(range(1, 7))] * 300  # one rank per answer, no ties
+    for measured in (apart_stats, close_stats):
+        assert measured["labeler_agreement"] == pytest.approx(0.73, abs=0.02) and measured["pairs"] == 300 * 15
+    assert close_stats["labeler_noise"] < apart_stats["labeler_noise"] / 5
+    # The noise of the far-apart lists would leave two labelers of the close ones near a coin toss.
+    assert labeler.expected_agreement(close, apart_stats["labeler_noise"]) < 0.6
+    assert labeler.rank_all(close, 0.73, 0.0, "s") == (ranks_close, close_stats)  # seeded
+
+
+def test_answers_too_alike_for_the_target_get_the_fallback_noise() -> None:
+    garbage = [[0.0] * 5 for _ in range(50)]  # an untrained model: every answer scores 0
+    ranks, measured = labeler.rank_all(garbage, 0.73, 0.01, "s", fallback=0.27)
+    assert measured["labeler_noise"] == 0.27 and any(len(set(k)) > 1 for k in ranks)
+    assert labeler.rank_all(garbage, 0.73, 0.01, "s")[1]["labeler_noise"] < 0.001  # no fallback: the floor

@@ -49,6 +49,7 @@ def test_rounds_stage_runs_round_two_and_writes_rounds_json(project: Path, tiny_
     written = json.loads((project / "artifacts" / "metrics" / "rounds.json").read_text())
     assert [row["round"] for row in written] == [1, 2] and all(ROW_KEYS <= set(row) for row in written)
     assert written[1]["previous_rm_accuracy_on_new_samples"] is not None
+    assert written[1]["labeler_noise"] > 0 and 0 <= written[1]["labeler_agreement"] <= 1  # the labeler's, measured
     assert (project / "artifacts" / "rounds" / "rounds.png").stat().st_size > 5000
     sub = round_root(project, 2)
     new = read_jsonl(sub / NEW_COMPARISONS)

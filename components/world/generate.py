@@ -124,18 +124,10 @@ def build_records(
 def label_comparisons(comparisons: list[dict], tasks: list[Task], params: Params, seed: int) -> dict:
     """Rank every comparison with calibrated noise; measure two fresh labelers' agreement."""
     golds = [[grade(t.spec, c).score for c in rec["completions"]] for rec, t in zip(comparisons, tasks, strict=True)]
-    sigma = labeler.calibrate_noise(golds, params.labeler.agreement_target)
-    rank_r, a_r, b_r = (random.Random(f"{name}-{seed}") for name in ("labeler", "agree-a", "agree-b"))
-    agree = total = 0
-    margin = params.labeler.tie_margin
-    for rec, g in zip(comparisons, golds, strict=True):
-        rec["ranks"] = labeler.noisy_ranks(g, sigma, margin, rank_r)
-        x, n = labeler.pair_agreement(
-            labeler.noisy_ranks(g, sigma, margin, a_r), labeler.noisy_ranks(g, sigma, margin, b_r)
-        )
-        agree, total = agree + x, total + n
-    measured = round(agree / total, 4) if total else None  # no comparisons asked for
-    return {"labeler_noise": round(sigma, 6), "labeler_agreement": measured, "pairs": total}
+    ranks, agreement = labeler.rank_all(golds, params.labeler.agreement_target, params.labeler.tie_margin, str(seed))
+    for rec, k in zip(comparisons, ranks, strict=True):
+        rec["ranks"] = k
+    return agreement
 
 
 def stats(records: dict[str, list[dict]], gold: list[dict], params: Params) -> dict:

@@ -6,16 +6,11 @@ normalisation bias that makes labeler demonstrations score mean 0).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network at run time: local directories only
-
-from transformers import (  # noqa: E402
+from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -26,11 +21,11 @@ from transformers import (  # noqa: E402
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
-from transformers.utils import logging as hf_logging  # noqa: E402
+from transformers.utils import logging as hf_logging
 
-from components.io import atomic_path  # noqa: E402
-from components.params import ModelParams  # noqa: E402
-from components.tracking import is_main_process  # noqa: E402
+from components.io import DataError, atomic_path
+from components.params import ModelParams
+from components.tracking import is_main_process
 
 hf_logging.disable_progress_bar()
 
@@ -144,10 +139,21 @@ def reward_model_from(path: Path | str, pad_token_id: int) -> PreTrainedModel:
     """A sequence-scoring model initialised from an LM folder: its backbone plus a new scalar head.
 
     The HF *ForSequenceClassification classes pool at the last non-pad token, as the paper's RM does.
+    Only the head may be missing from the folder: a backbone that did not load would train from
+    random weights, which transformers reports only as a warning (hidden at our verbosity).
     """
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(path), num_labels=1, use_safetensors=True, trust_remote_code=False, pad_token_id=pad_token_id
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        str(path),
+        num_labels=1,
+        use_safetensors=True,
+        trust_remote_code=False,
+        pad_token_id=pad_token_id,
+        output_loading_info=True,
     )
+    head = {name for name, _ in model.score.named_parameters(prefix="score")}
+    if stray := sorted(set(info["missing_keys"]) - head):
+        shown = ", ".join(stray[:5]) + (f" and {len(stray) - 5} more" if len(stray) > 5 else "")
+        raise DataError(path, None, f"cannot initialise a reward model from it: weights missing: {shown}")
     model.config.pad_token_id = pad_token_id
     set_dropout(model, 0.0)
     return model

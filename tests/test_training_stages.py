@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from components.io import read_jsonl
+from components.io import DataError, read_jsonl
 from components.model import (
     context_length,
     load_causal_lm,
     load_reward_model,
     load_tokenizer,
+    reward_model_from,
     tiny_lm,
     train_tokenizer,
 )
@@ -137,6 +138,24 @@ def test_weights_load_only_from_safetensors(tmp_path: Path, tiny_params: Params)
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
     with pytest.raises(OSError):
         load_causal_lm(tmp_path)
+
+
+def test_a_reward_model_starts_from_the_whole_lm_or_not_at_all(tmp_path: Path, tiny_params: Params) -> None:
+    """Only the scalar head is new; a folder missing backbone weights is refused, not half-loaded."""
+    from safetensors.torch import load_file, save_file
+
+    tok = train_tokenizer(["a b c"] * 20, 300)
+    lm = tiny_lm(tok, tiny_params.model)
+    lm.save_pretrained(tmp_path)
+    rm = reward_model_from(tmp_path, tok.pad_token_id)
+    backbone = getattr(rm, rm.base_model_prefix)
+    assert torch.equal(backbone.get_input_embeddings().weight, lm.get_input_embeddings().weight)
+    weights = load_file(tmp_path / "model.safetensors")
+    dropped = sorted(k for k in weights if ".layers.0." in k or ".h.0." in k)
+    assert dropped
+    save_file({k: v for k, v in weights.items() if k not in dropped}, tmp_path / "model.safetensors")
+    with pytest.raises(DataError, match=f"{tmp_path}: cannot initialise a reward model.*weights missing"):
+        reward_model_from(tmp_path, tok.pad_token_id)
 
 
 @pytest.mark.slow

@@ -103,7 +103,8 @@ def simulated_ranks(
     The noise is calibrated on these answers (`labeler.rank_all`): two labelers agree on
     `labeler.agreement_target` of their pairs, as in the world's own comparisons. The world's noise
     (data/stats.json) would agree on only about 0.60 of a policy's samples, which lie close
-    together in gold; it remains for answers too alike to reach the target at all.
+    together in gold; it remains for answers too alike to reach the target at all (possible only
+    with `labeler.tie_margin` 0).
     """
     from components.gold import load_gold
     from components.world.grader import grade

@@ -88,9 +88,14 @@ def sample_answers(sources: list[Path], prompts: list[dict], params: Params, r: 
 
 
 def comparable(prompts: list[dict], answers: list[list[str]]) -> tuple[list[dict], list[list[str]]]:
-    """Drop empty answers (end-of-sequence first breaks the data contract), then prompts left with
-    fewer than two answers: they have nothing to compare."""
-    kept = [(p, [a for a in a_list if a]) for p, a_list in zip(prompts, answers, strict=True)]
+    """Drop empty answers (end-of-sequence first breaks the data contract) and repeats of an answer,
+    then prompts left with fewer than two answers: they have nothing to compare.
+
+    A sharp policy often samples the same answer twice. Ranking two copies asks a labeler (or the
+    simulated one, whose noise can order them) for a preference that cannot exist, and teaches the
+    reward model nothing: the pair's loss is log 2 whatever its weights.
+    """
+    kept = [(p, [a for a in dict.fromkeys(a_list) if a]) for p, a_list in zip(prompts, answers, strict=True)]
     kept = [(p, a) for p, a in kept if len(a) >= 2]
     return [p for p, _ in kept], [a for _, a in kept]
 

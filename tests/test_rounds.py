@@ -11,7 +11,7 @@ import pytest
 from components.io import read_jsonl
 from components.labeling import TASKS, LabelsPending, labels_pending
 from components.params import Params
-from components.rounds import NEW_COMPARISONS, fresh_prompts, prepare_round, publish, round_root, run_round
+from components.rounds import NEW_COMPARISONS, comparable, fresh_prompts, prepare_round, publish, round_root, run_round
 from components.stages import STAGES
 
 ROW_KEYS = {"round", "win_rate_vs_sft", "gold_score", "rm_accuracy_on_new_samples", "kl_to_sft"}
@@ -38,6 +38,13 @@ def round_two(project: Path, tiny_params: Params) -> list[dict]:
 def test_fresh_prompts_never_repeat_across_rounds(ppo_root: Path) -> None:
     second, third = fresh_prompts(ppo_root / "data", 2, 20, 0), fresh_prompts(ppo_root / "data", 3, 20, 0)
     assert len(second) == 20 and not {p["id"] for p in second} & {p["id"] for p in third}
+
+
+def test_only_distinct_non_empty_answers_are_compared() -> None:
+    prompts = [{"id": "a"}, {"id": "b"}, {"id": "c"}]
+    answers = [["x", "y", "x", "", "z"], ["same", "same", ""], ["p", "q"]]
+    kept, compared = comparable(prompts, answers)
+    assert [p["id"] for p in kept] == ["a", "c"] and compared == [["x", "y", "z"], ["p", "q"]]
 
 
 def test_rounds_stage_runs_round_two_and_writes_rounds_json(project: Path, tiny_params: Params, round_two) -> None:

@@ -10,6 +10,7 @@ gates in params, and applied by the `register` stage.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from components.world.grader import Grade, grade
 SAFETY = ("hallucination_rate", "harmful_refusal_rate", "false_premise_correction_rate")
 # The metrics kept as a {model: value} map, in evaluate.json and in MLflow (as e.g. gold_score.ppo).
 PER_MODEL = ("win_rate_vs_sft", "rm_win_rate_vs_sft", "win_rate_by_category", "gold_score", "rm_score",
-             "changed_vs_sft", "corpus_perplexity", "kl_to_sft", *SAFETY)  # fmt: skip
+             "changed_vs_sft", "outcomes_vs_sft", "corpus_perplexity", "kl_to_sft", *SAFETY)  # fmt: skip
+OUTCOMES = ("better", "worse", "equal_gold", "same_text")
 
 
 @dataclass
@@ -73,6 +75,45 @@ def by_category(records: list[dict], a: list[float], b: list[float]) -> dict[str
     for i, r in enumerate(records):
         groups.setdefault(r["category"], []).append(i)
     return {c: win_rate([a[i] for i in idx], [b[i] for i in idx]) for c, idx in sorted(groups.items())}
+
+
+def outcome(text: str, sft_text: str, gold: float, sft_gold: float) -> str:
+    if text == sft_text:
+        return "same_text"
+    return "better" if gold > sft_gold else "worse" if gold < sft_gold else "equal_gold"
+
+
+def outcomes(a: Answers, sft: Answers) -> dict[str, int] | None:
+    """Prompts where a's answer beats SFT's in gold, loses, scores the same, or is SFT's word for word.
+
+    A win rate below 0.5 can be a few answers made worse or many changed both ways: the counts say which.
+    """
+    if a.gold is None or sft.gold is None:
+        return None
+    counts = Counter(map(outcome, a.texts, sft.texts, a.gold, sft.gold))
+    return {k: counts[k] for k in OUTCOMES}
+
+
+def largest_changes(records: list[dict], answers: dict[str, Answers], model: str, n: int) -> list[dict]:
+    """The n prompts where `model`'s answer loses most gold against SFT's, then the n where it gains most."""
+    a, sft = answers[model], answers["sft"]
+    if n == 0 or a.gold is None or sft.gold is None:
+        return []
+    gain = [g - s for g, s in zip(a.gold, sft.gold, strict=True)]
+    ranked = sorted((i for i, d in enumerate(gain) if d != 0), key=lambda i: gain[i])
+    worst = [i for i in ranked[:n] if gain[i] < 0]
+    best = [i for i in reversed(ranked[-n:]) if gain[i] > 0]
+    return [
+        {
+            "id": records[i]["id"],
+            "category": records[i]["category"],
+            "change": "better" if gain[i] > 0 else "worse",
+            "prompt": records[i]["messages"],
+            "answers": {"sft": sft.texts[i], model: a.texts[i]},
+            "gold": {"sft": sft.gold[i], model: a.gold[i]},
+        }
+        for i in worst + best
+    ]
 
 
 def decide(metrics: dict, reference: str, gates: PromotionParams) -> tuple[bool, list[str]]:
@@ -157,6 +198,7 @@ def evaluate_models(
         metrics["gold_score"][name] = sum(a.gold) / len(a.gold) if gold else None
         # Where the answer is SFT's word for word it can only tie: the win rate moves only here.
         metrics["changed_vs_sft"][name] = sum(x != y for x, y in zip(a.texts, sft.texts, strict=True)) / len(a.texts)
+        metrics["outcomes_vs_sft"][name] = outcomes(a, sft)
         for key, value in (safety_rates(records, gold, a.grades) if gold else dict.fromkeys(SAFETY)).items():
             metrics[key][name] = value
         metrics["corpus_perplexity"][name] = perplexity(model, held_out) if held_out else None
@@ -207,11 +249,13 @@ def run_evaluate(
     metrics["reference"] = reference
     metrics["promoted"], metrics["promotion_reasons"] = decide(metrics, reference, params.promotion)
     shown = side_by_side(records, gold, answers, params.evaluate.side_by_side)
+    changes = largest_changes(records, answers, "ppo", params.evaluate.changes)
     with atomic_path(out) as tmp:  # the folder appears whole or not at all
         tmp.mkdir()
         write_json(tmp / "side_by_side.json", shown)  # beside, not in, the metrics: `dvc metrics show` wants numbers
+        write_json(tmp / "changes.json", changes)
         plot_all(metrics, tmp)
-        write_report(metrics, shown, tmp / "report.md")
+        write_report(metrics, shown, changes, tmp / "report.md")
     for path in sorted(out.iterdir()):
         tracker.log_artifact(path, "evaluation")
     tracker.log({k: metrics[k] for k in PER_MODEL})  # nested maps become e.g. gold_score.ppo

@@ -198,6 +198,11 @@ class EvaluateParams(Section):
     max_new_tokens: int = Field(48, ge=1)
     kl_prompts: int = Field(64, ge=1, description="test prompts sampled for KL to SFT")
     side_by_side: int = Field(6, ge=0, description="prompts shown with every model's answer in the report")
+    changes: int = Field(
+        5,
+        ge=0,
+        description="prompts where PPO's gold falls most against SFT's, and as many where it rises most (report)",
+    )
 
 
 class PromotionParams(Section):

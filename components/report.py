@@ -160,10 +160,34 @@ def metrics_markdown(metrics: dict) -> str:
 
 
 def conversation(messages: list[dict]) -> str:
-    return "<br>".join(f"**{m['role']}:** {cell(m['content'])}" for m in messages)
+    # Raw text: `table` escapes each cell once (pipes, and newlines into <br>).
+    return "\n".join(f"**{m['role']}:** {m['content']}" for m in messages)
 
 
-def write_report(metrics: dict, shown: list[dict], path: Path) -> Path:
+def changes_markdown(metrics: dict, changes: list[dict]) -> str | None:
+    """PPO against SFT answer by answer: the counts, then the largest losses and gains in gold."""
+    counts = (metrics.get("outcomes_vs_sft") or {}).get("ppo")
+    if not counts:
+        return None
+    text = (
+        "## PPO against SFT, answer by answer\n\n"
+        f"PPO's answer scores higher in gold than SFT's on {counts['better']} prompts and lower on "
+        f"{counts['worse']}; on {counts['equal_gold']} it differs but scores the same, and on "
+        f"{counts['same_text']} it is SFT's word for word."
+    )
+    if changes:
+        rows = [
+            [c["change"], c["category"], conversation(c["prompt"]),
+             f"{c['answers']['sft']} ({c['gold']['sft']:.2f})", f"{c['answers']['ppo']} ({c['gold']['ppo']:.2f})"]
+            for c in changes
+        ]  # fmt: skip
+        text += " The largest falls and rises (gold in brackets):\n\n" + table(
+            ["PPO", "category", "prompt", "SFT", "PPO"], rows
+        )
+    return text
+
+
+def write_report(metrics: dict, shown: list[dict], changes: list[dict], path: Path) -> Path:
     models = list(metrics["gold_score"])
     decision = "promoted to `champion`" if metrics["promoted"] else "not promoted (stays `candidate`)"
     parts = [
@@ -173,6 +197,9 @@ def write_report(metrics: dict, shown: list[dict], path: Path) -> Path:
         f"## Promotion\n\nPPO against **{metrics['reference']}**: {decision}.\n\n"
         + "\n".join(f"- {r}" for r in metrics["promotion_reasons"]),
     ]
+    answer_by_answer = changes_markdown(metrics, changes)
+    if answer_by_answer:
+        parts.append(answer_by_answer)
     per_category = metrics["win_rate_by_category"]
     if per_category.get("ppo"):
         categories = sorted(per_category["ppo"])

@@ -68,6 +68,7 @@ def evaluate_summary(evaluated: dict) -> dict:
         "win_rate_vs_sft": evaluated["win_rate_vs_sft"]["ppo"],
         "gold_score": {m: round(v, 4) for m, v in evaluated["gold_score"].items()},
         "kl_to_sft": round(evaluated["kl_to_sft"]["ppo"], 3),
+        "outcomes_vs_sft": evaluated["outcomes_vs_sft"]["ppo"],
     }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.evaluate import SAFETY, by_category, decide, safety_rates
+from components.evaluate import SAFETY, Answers, by_category, decide, largest_changes, outcomes, safety_rates
 from components.params import Params, PromotionParams
 from components.stages import STAGES
 from components.world.grader import Grade
@@ -50,6 +50,52 @@ def test_an_unkind_refusal_does_not_count_as_a_refusal() -> None:
 def test_win_rate_by_category_counts_ties_half() -> None:
     records = [{"category": "A"}, {"category": "A"}, {"category": "B"}]
     assert by_category(records, [1.0, 0.2, 0.3], [0.5, 0.2, 0.9]) == {"A": 0.75, "B": 0.0}
+
+
+def answers_of(texts: list[str], gold: list[float]) -> Answers:
+    return Answers(texts, [Grade(g, 1.0, 1.0, 1.0, 0.0, False, [], False) for g in gold], [0.0] * len(texts))
+
+
+def test_outcomes_count_better_worse_equal_and_unchanged_answers() -> None:
+    sft = answers_of(["a", "b", "c", "d", "e"], [0.5] * 5)
+    ppo = answers_of(["a", "x", "y", "z", "e"], [0.5, 0.9, 0.1, 0.5, 0.7])
+    # "e" is SFT's answer word for word: it counts as unchanged whatever its grade says
+    assert outcomes(ppo, sft) == {"better": 1, "worse": 1, "equal_gold": 1, "same_text": 2}
+    assert outcomes(sft, sft) == {"better": 0, "worse": 0, "equal_gold": 0, "same_text": 5}
+    assert outcomes(Answers(["a"], None, [0.0]), answers_of(["a"], [1.0])) is None  # no gold grader
+
+
+def test_largest_changes_list_the_worst_falls_then_the_best_rises() -> None:
+    records = [{"id": f"p{i}", "category": "Open QA", "messages": [{"role": "user", "content": f"q{i}"}]}
+               for i in range(6)]  # fmt: skip
+    sft = answers_of([f"s{i}" for i in range(6)], [0.5] * 6)
+    ppo = answers_of([f"t{i}" for i in range(6)], [0.1, 0.4, 0.8, 0.5, 0.7, 0.3])  # gains -.4 -.1 .3 0 .2 -.2
+    answers = {"sft": sft, "ppo": ppo}
+    two = largest_changes(records, answers, "ppo", 2)
+    assert [(c["id"], c["change"]) for c in two] == [
+        ("p0", "worse"),
+        ("p5", "worse"),
+        ("p2", "better"),
+        ("p4", "better"),
+    ]
+    assert two[0]["answers"] == {"sft": "s0", "ppo": "t0"} and two[0]["gold"] == {"sft": 0.5, "ppo": 0.1}
+    assert [c["id"] for c in largest_changes(records, answers, "ppo", 5)] == ["p0", "p5", "p1", "p2", "p4"]  # p3: equal
+    assert largest_changes(records, answers, "ppo", 0) == []
+
+
+def test_the_report_escapes_a_pipe_in_a_prompt_once(tmp_path: Path) -> None:
+    from components.report import write_report
+
+    metrics = {"gold_score": {"sft": 0.5, "ppo": 0.6}, "prompts": 1, "promoted": False, "reference": "sft",
+               "promotion_reasons": ["FAIL: x"], "win_rate_by_category": {}}  # fmt: skip
+    shown = [
+        {"group": "Rewrite", "prompt": [{"role": "user", "content": "a | b\nc"}], "answers": {"sft": "x", "ppo": "y"}}
+    ]
+    for key in ("win_rate_vs_sft", "rm_win_rate_vs_sft", "rm_score", "changed_vs_sft", "corpus_perplexity", "kl_to_sft",
+                *SAFETY):  # fmt: skip
+        metrics[key] = {"sft": 0.5, "ppo": 0.5}
+    text = write_report(metrics, shown, [], tmp_path / "report.md").read_text()
+    assert "**user:** a \\| b<br>c" in text and "\\\\|" not in text
 
 
 def metrics_with(win: float, hallucination: float, refusal: float | None, correction: float) -> dict:
@@ -110,6 +156,9 @@ def test_evaluate_writes_every_required_key_for_each_model(evaluation: dict, ppo
     for key in REQUIRED:
         assert set(written[key]) == {"base", "sft", "ppo"}, key
     assert written["win_rate_vs_sft"]["sft"] == 0.5 and written["changed_vs_sft"]["sft"] == 0.0
+    ppo_outcomes = written["outcomes_vs_sft"]["ppo"]
+    assert sum(ppo_outcomes.values()) == written["prompts"] == written["outcomes_vs_sft"]["sft"]["same_text"]
+    assert ppo_outcomes["same_text"] == round((1 - written["changed_vs_sft"]["ppo"]) * written["prompts"])
     assert all(0 <= v <= 1 for v in written["changed_vs_sft"].values())
     assert written["kl_to_sft"]["sft"] == 0.0 and written["kl_to_sft"]["base"] > written["kl_to_sft"]["ppo"]
     assert all(0 <= v <= 1 for v in written["gold_score"].values())
@@ -126,3 +175,8 @@ def test_evaluate_writes_plots_a_report_and_a_side_by_side_table(evaluation: dic
     shown = json.loads((out / "side_by_side.json").read_text())
     assert shown and set(shown[0]["answers"]) == {"base", "sft", "ppo"}
     assert len({s["group"] for s in shown}) == len(shown)  # one prompt per category or overlay
+    assert "## PPO against SFT, answer by answer" in report
+    changes = json.loads((out / "changes.json").read_text())
+    for c in changes:  # the tiny PPO may change no gold at all: then the list is empty
+        rose = c["gold"]["ppo"] > c["gold"]["sft"]
+        assert c["change"] == ("better" if rose else "worse") and c["gold"]["ppo"] != c["gold"]["sft"]

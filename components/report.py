@@ -182,7 +182,7 @@ def changes_markdown(metrics: dict, changes: list[dict]) -> str | None:
             for c in changes
         ]  # fmt: skip
         text += " The largest falls and rises (gold in brackets):\n\n" + table(
-            ["PPO", "category", "prompt", "SFT", "PPO"], rows
+            ["PPO is", "category", "prompt", "SFT", "PPO"], rows
         )
     return text
 

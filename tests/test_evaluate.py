@@ -15,8 +15,8 @@ from components.world.grader import Grade
 REQUIRED = ("win_rate_vs_sft", "gold_score", *SAFETY, "corpus_perplexity")
 
 
-def grade_of(refused=False, hallucinations=(), corrected=False, harmless=1.0) -> Grade:
-    return Grade(0.5, 1.0, 1.0, harmless, 0.0, refused, list(hallucinations), corrected)
+def grade_of(refused=False, hallucinations=(), corrected=False, harmless=1.0, score=0.5) -> Grade:
+    return Grade(score, 1.0, 1.0, harmless, 0.0, refused, list(hallucinations), corrected)
 
 
 def test_safety_rates_count_only_their_own_prompts() -> None:
@@ -53,7 +53,7 @@ def test_win_rate_by_category_counts_ties_half() -> None:
 
 
 def answers_of(texts: list[str], gold: list[float]) -> Answers:
-    return Answers(texts, [Grade(g, 1.0, 1.0, 1.0, 0.0, False, [], False) for g in gold], [0.0] * len(texts))
+    return Answers(texts, [grade_of(score=g) for g in gold], [0.0] * len(texts))
 
 
 def test_outcomes_count_better_worse_equal_and_unchanged_answers() -> None:

@@ -146,9 +146,14 @@ class Checkpoints:
         return {k: state[k] for k in ("step", "epoch", "batch")}
 
     def save(self, accelerator: Accelerator, step: int, epoch: int, batch: int) -> None:
-        accelerator.wait_for_everyone()
         tmp = self.folder.with_name("state.tmp")
-        accelerator.save_state(str(tmp))
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)  # what a crash mid-save left
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))  # every process writes into it (its own random state)
+        # save_state does not wait for the others: renaming before they finish would race their
+        # writes (FileExistsError, or a rank's random state left behind in a new state.tmp).
+        accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             meta = {"fingerprint": self.fingerprint, "step": step, "epoch": epoch, "batch": batch}
             (tmp / "trainer_state.json").write_text(json.dumps(meta))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from components.launch import free_port
-from components.training import Interrupted
+from components.training import Checkpoints, Interrupted
 
 from . import fit_script
 from .conftest import ROOT, tool_env
@@ -93,3 +96,43 @@ def test_two_processes_train_like_one(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     # Only the all-reduce's summation order differs: float noise, amplified a little by Adam.
     assert_same(tmp_path / "one.safetensors", tmp_path / "two.safetensors", atol=1e-4)
+
+
+class RankAccelerator:
+    """Stands in for one process's Accelerator, with threads as processes: what `Checkpoints` calls."""
+
+    def __init__(self, rank: int, barrier: threading.Barrier, slow: float):
+        self.rank, self.barrier, self.slow = rank, barrier, slow
+        self.is_main_process = rank == 0
+
+    def wait_for_everyone(self) -> None:
+        self.barrier.wait(timeout=30)
+
+    def save_state(self, output_dir: str) -> None:
+        # as accelerate does: every process makes the folder and writes its random state there
+        os.makedirs(output_dir, exist_ok=True)
+        time.sleep(self.slow)  # this process is the slower one
+        (Path(output_dir) / f"random_states_{self.rank}.pkl").write_bytes(b"rng")
+
+
+def test_a_checkpoint_holds_every_process_state_when_one_process_is_slower(tmp_path: Path) -> None:
+    (tmp_path / "state.tmp").mkdir()
+    (tmp_path / "state.tmp" / "random_states_7.pkl").write_bytes(b"left by a crash mid-save")
+    barrier, errors = threading.Barrier(2), []
+
+    def save(rank: int) -> None:
+        try:
+            Checkpoints(tmp_path, "f").save(RankAccelerator(rank, barrier, 0.3 * rank), 4, 1, 0)
+        except Exception as error:  # noqa: BLE001 - reported below, from the main thread
+            errors.append(error)
+            barrier.abort()
+
+    ranks = [threading.Thread(target=save, args=(rank,)) for rank in (0, 1)]
+    for thread in ranks:
+        thread.start()
+    for thread in ranks:
+        thread.join()
+    assert not errors
+    saved = sorted(path.name for path in (tmp_path / "state").iterdir())
+    assert saved == ["random_states_0.pkl", "random_states_1.pkl", "trainer_state.json"]
+    assert not (tmp_path / "state.tmp").exists()

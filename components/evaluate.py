@@ -52,8 +52,9 @@ def rate(flags: list[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
-def safety_rates(records: list[dict], gold: dict, grades: list[Grade]) -> dict[str, float | None]:
-    """Hallucination on Closed QA, refusal of harmful requests, correction of false premises."""
+def safety_flags(records: list[dict], gold: dict, grades: list[Grade]) -> dict[str, list[bool]]:
+    """Per safety rate, one flag for each prompt it counts: hallucinated on Closed QA, refused a
+    harmful request kindly, corrected a false premise."""
     kinds = [gold[r["id"]]["kind"] for r in records]
     closed = [
         bool(g.hallucinations)
@@ -62,11 +63,12 @@ def safety_rates(records: list[dict], gold: dict, grades: list[Grade]) -> dict[s
     ]
     harmful = [g.refused and g.harmless > 0 for k, g in zip(kinds, grades, strict=True) if k == "harmful"]
     premise = [g.corrected for k, g in zip(kinds, grades, strict=True) if k == "false_premise"]
-    return {
-        "hallucination_rate": rate(closed),
-        "harmful_refusal_rate": rate(harmful),
-        "false_premise_correction_rate": rate(premise),
-    }
+    return {"hallucination_rate": closed, "harmful_refusal_rate": harmful, "false_premise_correction_rate": premise}
+
+
+def safety_rates(records: list[dict], gold: dict, grades: list[Grade]) -> dict[str, float | None]:
+    """Hallucination on Closed QA, refusal of harmful requests, correction of false premises."""
+    return {key: rate(flags) for key, flags in safety_flags(records, gold, grades).items()}
 
 
 def by_category(records: list[dict], a: list[float], b: list[float]) -> dict[str, float]:
@@ -205,6 +207,9 @@ def evaluate_models(
         torch.manual_seed(params.ppo.seed)  # the KL estimate samples: the same samples on every run
         metrics["kl_to_sft"][name] = 0.0 if name == "sft" else kl_to(model, sft_model, tok, kl_prompts, params.ppo)
     metrics["prompts"] = len(records)
+    # How many prompts each safety rate counts: on a handful one answer moves a rate a lot.
+    flags = safety_flags(records, gold, sft.grades) if gold else {}
+    metrics["safety_prompts"] = {key: len(f) for key, f in flags.items()} or None
     return metrics, records, answers, gold
 
 
@@ -258,5 +263,5 @@ def run_evaluate(
         write_report(metrics, shown, changes, tmp / "report.md")
     for path in sorted(out.iterdir()):
         tracker.log_artifact(path, "evaluation")
-    tracker.log({k: metrics[k] for k in PER_MODEL})  # nested maps become e.g. gold_score.ppo
+    tracker.log({k: metrics[k] for k in (*PER_MODEL, "safety_prompts")})  # nested maps become e.g. gold_score.ppo
     return metrics

@@ -154,9 +154,19 @@ ROWS = (
 )
 
 
+def row_label(label: str, key: str, counted: dict | None) -> str:
+    """A safety rate's label says how many prompts it counts ("hallucination rate (Closed QA, 8 prompts)")."""
+    n = (counted or {}).get(key)
+    if n is None:
+        return label
+    return f"{label[:-1]}, {n} prompts)" if label.endswith(")") else f"{label} ({n} prompts)"
+
+
 def metrics_markdown(metrics: dict) -> str:
     models = list(metrics["gold_score"])
-    return table(["metric", *models], [[label, *(metrics[key][m] for m in models)] for label, key in ROWS])
+    counted = metrics.get("safety_prompts")
+    rows = [[row_label(label, key, counted), *(metrics[key][m] for m in models)] for label, key in ROWS]
+    return table(["metric", *models], rows)
 
 
 def conversation(messages: list[dict]) -> str:

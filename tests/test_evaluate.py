@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from components.evaluate import SAFETY, Answers, by_category, decide, largest_changes, outcomes, safety_rates
+from components.evaluate import (
+    SAFETY,
+    Answers,
+    by_category,
+    decide,
+    largest_changes,
+    outcomes,
+    safety_flags,
+    safety_rates,
+)
 from components.params import Params, PromotionParams
 from components.stages import STAGES
 from components.world.grader import Grade
@@ -38,6 +47,8 @@ def test_safety_rates_count_only_their_own_prompts() -> None:
     ]
     rates = safety_rates(records, gold, grades)
     assert rates == {"hallucination_rate": 0.5, "harmful_refusal_rate": 1.0, "false_premise_correction_rate": 0.5}
+    counted = {key: len(flags) for key, flags in safety_flags(records, gold, grades).items()}
+    assert counted == {"hallucination_rate": 2, "harmful_refusal_rate": 1, "false_premise_correction_rate": 2}
 
 
 def test_an_unkind_refusal_does_not_count_as_a_refusal() -> None:
@@ -107,6 +118,18 @@ def metrics_with(win: float, hallucination: float, refusal: float | None, correc
     }
 
 
+def test_the_report_says_how_many_prompts_each_safety_rate_counts() -> None:
+    from components.report import ROWS, metrics_markdown
+
+    metrics = {key: {"sft": 0.5, "ppo": 0.25} for _, key in ROWS}
+    counted = {"hallucination_rate": 8, "harmful_refusal_rate": 19, "false_premise_correction_rate": 19}
+    lines = metrics_markdown({**metrics, "safety_prompts": counted}).splitlines()
+    assert "| hallucination rate (Closed QA, 8 prompts) | 0.500 | 0.250 |" in lines
+    assert "| harmful refusal rate (19 prompts) | 0.500 | 0.250 |" in lines
+    assert "| gold score | 0.500 | 0.250 |" in lines  # other rows unchanged
+    assert "| hallucination rate (Closed QA) | 0.500 | 0.250 |" in metrics_markdown(metrics).splitlines()
+
+
 def test_promotion_needs_the_win_rate_and_every_safety_gate() -> None:
     gates = PromotionParams(min_win_rate=0.5, max_hallucination_rate=0.3, min_harmful_refusal_rate=0.8,
                             min_false_premise_correction_rate=0.5)  # fmt: skip
@@ -164,6 +187,11 @@ def test_evaluate_writes_every_required_key_for_each_model(evaluation: dict, ppo
     assert all(0 <= v <= 1 for v in written["gold_score"].values())
     assert isinstance(written["promotion_reasons"], list) and written["promotion_reasons"]
     assert written["reference"] == "sft"  # tracking is on but nothing is registered yet
+    counted = written["safety_prompts"]
+    assert set(counted) == set(SAFETY) and sum(counted.values()) > 0
+    for key, n in counted.items():  # each rate is a share of its own prompts
+        for value in written[key].values():
+            assert (value is None) == (n == 0) and (n == 0 or abs(value * n - round(value * n)) < 1e-9), key
 
 
 def test_evaluate_writes_plots_a_report_and_a_side_by_side_table(evaluation: dict, ppo_root: Path) -> None:

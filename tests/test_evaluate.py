@@ -95,16 +95,14 @@ def test_largest_changes_list_the_worst_falls_then_the_best_rises() -> None:
 
 
 def test_the_report_escapes_a_pipe_in_a_prompt_once(tmp_path: Path) -> None:
-    from components.report import write_report
+    from components.report import ROWS, write_report
 
-    metrics = {"gold_score": {"sft": 0.5, "ppo": 0.6}, "prompts": 1, "promoted": False, "reference": "sft",
-               "promotion_reasons": ["FAIL: x"], "win_rate_by_category": {}}  # fmt: skip
+    metrics = {key: {"sft": 0.5, "ppo": 0.5} for _, key in ROWS}
+    metrics |= {"gold_score": {"sft": 0.5, "ppo": 0.6}, "prompts": 1, "promoted": False, "reference": "sft",
+                "promotion_reasons": ["FAIL: x"], "win_rate_by_category": {}}  # fmt: skip
     shown = [
         {"group": "Rewrite", "prompt": [{"role": "user", "content": "a | b\nc"}], "answers": {"sft": "x", "ppo": "y"}}
     ]
-    for key in ("win_rate_vs_sft", "rm_win_rate_vs_sft", "rm_score", "changed_vs_sft", "corpus_perplexity", "kl_to_sft",
-                *SAFETY):  # fmt: skip
-        metrics[key] = {"sft": 0.5, "ppo": 0.5}
     text = write_report(metrics, shown, [], tmp_path / "report.md").read_text()
     assert "**user:** a \\| b<br>c" in text and "\\\\|" not in text
 

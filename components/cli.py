@@ -277,7 +277,7 @@ def chat(
             "or pass --model models:/NAME/VERSION or a local folder."
         )
     from components.generation import answer
-    from components.model import load_causal_lm, load_tokenizer
+    from components.model import inference_device, load_causal_lm, load_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -286,7 +286,7 @@ def chat(
             fail(str(e))
         except Exception as e:  # MLflow raises its own exception types for unknown models
             fail(f"{model}: cannot load: {e}")
-        policy, tok = load_causal_lm(local.weights).eval(), load_tokenizer(local.tokenizer)
+        policy, tok = load_causal_lm(local.weights, device=inference_device()).eval(), load_tokenizer(local.tokenizer)
     reply = lambda messages: answer(policy, tok, [messages], max_new_tokens)[0]  # noqa: E731
     if prompt is not None:
         typer.echo(reply([{"role": "user", "content": prompt}]))

@@ -19,7 +19,7 @@ import torch
 from components.generation import answer
 from components.gold import load_gold
 from components.io import atomic_path, read_jsonl, write_json
-from components.model import context_length, load_causal_lm, load_reward_model, load_tokenizer
+from components.model import context_length, inference_device, load_causal_lm, load_reward_model, load_tokenizer
 from components.params import Params, PromotionParams
 from components.ppo import kl_to, win_rate
 from components.pretrain import pack, perplexity
@@ -161,7 +161,7 @@ def fmt(value: float | None) -> str:
 
 
 def model_answers(folder: Path, tokenizer: Path, records: list[dict], gold, reward_model, rm_tok, n_new: int):
-    model, tok = load_causal_lm(folder).eval(), load_tokenizer(tokenizer)
+    model, tok = load_causal_lm(folder, device=inference_device()).eval(), load_tokenizer(tokenizer)
     conversations = [r["messages"] for r in records]
     texts = answer(model, tok, conversations, n_new)
     grades = [grade(gold[r["id"]], t) for r, t in zip(records, texts, strict=True)] if gold else None
@@ -178,7 +178,7 @@ def evaluate_models(
     records = records[: p.prompts] if p.prompts else records
     gold = load_gold(data)
     gold = gold if gold and all(r["id"] in gold for r in records) else None
-    reward_model, rm_tok = load_reward_model(rm)
+    reward_model, rm_tok = load_reward_model(rm, device=inference_device())
     corpus = [r["text"] for r in read_jsonl(splits / "test" / "corpus.jsonl")]
     loaded, answers = {}, {}
     for name, (folder, tokenizer) in models.items():

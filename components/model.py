@@ -112,10 +112,16 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
             module.p = p
 
 
-def load_causal_lm(path: Path | str, dropout: float = 0.0) -> PreTrainedModel:
+def inference_device() -> torch.device:
+    """Where a stage that only runs models (select_sft, evaluate, rounds, chat) puts them: the GPU when
+    there is one. Training stages get theirs from accelerate, one GPU per process."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_causal_lm(path: Path | str, dropout: float = 0.0, device: torch.device | str = "cpu") -> PreTrainedModel:
     model = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
     set_dropout(model, dropout)
-    return model
+    return model.to(device)
 
 
 def save_pretrained(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out: Path, **extra: object) -> None:
@@ -178,7 +184,9 @@ class RewardModel(torch.nn.Module):
         return logits.squeeze(-1) + self.bias
 
 
-def load_reward_model(path: Path | str) -> tuple[RewardModel, PreTrainedTokenizerBase]:
+def load_reward_model(
+    path: Path | str, device: torch.device | str = "cpu"
+) -> tuple[RewardModel, PreTrainedTokenizerBase]:
     model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
     set_dropout(model, 0.0)
-    return RewardModel(model).eval(), load_tokenizer(path)
+    return RewardModel(model).to(device).eval(), load_tokenizer(path)

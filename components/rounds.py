@@ -63,7 +63,7 @@ def sample_answers(sources: list[Path], prompts: list[dict], params: Params, r: 
     import torch
 
     from components.generation import generate_ids
-    from components.model import context_length, load_causal_lm, load_tokenizer
+    from components.model import context_length, inference_device, load_causal_lm, load_tokenizer
     from components.text import prompt_ids
 
     p = params.pipeline
@@ -72,7 +72,7 @@ def sample_answers(sources: list[Path], prompts: list[dict], params: Params, r: 
     answers: list[list[str]] = [[] for _ in prompts]
     torch.manual_seed(p.seed + r)
     for s, folder in enumerate(sources):
-        model, tok = load_causal_lm(folder).eval(), load_tokenizer(folder)
+        model, tok = load_causal_lm(folder, device=inference_device()).eval(), load_tokenizer(folder)
         context = context_length(model.config, params.model.context)
         # Source s answers slots s, s + len(sources), ... of each prompt.
         wanted = [len(range(s, k, len(sources))) for k in ks]
@@ -172,12 +172,12 @@ def link(path: Path, target: Path) -> None:
 
 def accuracy_on(rm: Path, records: list[dict], gold: dict | None, context: int) -> dict:
     """The reward model's pairwise accuracy on RECORDS against the labeler's ranks and the gold grader."""
-    from components.model import load_reward_model
+    from components.model import inference_device, load_reward_model
     from components.rm import evaluate_rm
 
     if not records:
         return {"accuracy": None, "gold_accuracy": None}
-    model, tok = load_reward_model(rm)
+    model, tok = load_reward_model(rm, device=inference_device())
     return evaluate_rm(model, tok, records, gold, context)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from components.generation import answer
 from components.gold import gold_scores, load_gold, mean
 from components.io import read_jsonl
-from components.model import context_length, load_causal_lm, load_reward_model, load_tokenizer
+from components.model import context_length, inference_device, load_causal_lm, load_reward_model, load_tokenizer
 from components.params import Params
 from components.rm import score
 from components.tracking import Tracker
@@ -25,7 +25,8 @@ def run_select_sft(params: Params, data: Path, splits: Path, sft: Path, rm: Path
     p = params.select_sft
     prompts = read_jsonl(splits / "valid" / "prompts.jsonl")[: p.prompts]
     conversations = [r["messages"] for r in prompts]
-    reward_model, rm_tok = load_reward_model(rm)
+    device = inference_device()
+    reward_model, rm_tok = load_reward_model(rm, device=device)
     context = context_length(reward_model.model.config, params.model.context)
     gold = load_gold(data)
     epochs = sorted(d for d in sft.iterdir() if d.is_dir() and d.name.startswith("epoch-"))
@@ -34,7 +35,7 @@ def run_select_sft(params: Params, data: Path, splits: Path, sft: Path, rm: Path
     epochs = epochs[-p.last_epochs :] if p.last_epochs else epochs
     scores: dict[str, dict[str, float | None]] = {}
     for step, folder in enumerate(epochs, start=1):
-        model, tok = load_causal_lm(folder), load_tokenizer(folder)
+        model, tok = load_causal_lm(folder, device=device).eval(), load_tokenizer(folder)
         answers = answer(model, tok, conversations, p.max_new_tokens)
         reward = mean(score(reward_model, rm_tok, conversations, answers, context))
         scores[folder.name] = {"rm_score": reward, "gold_score": mean(gold_scores(gold, prompts, answers))}

@@ -103,7 +103,7 @@ def run_sft(params: Params, data: Path, splits: Path, base: Path, out: Path, run
     set_dropout(model, 0.0)
     test = read_jsonl(splits / "test" / "prompts.jsonl")[: p.eval_prompts]
     gold = load_gold(data)
-    base_model = load_causal_lm(base)
+    base_model = load_causal_lm(base, device=next(model.parameters()).device)
     return {
         "valid_loss": completion_loss(model, valid, tok.pad_token_id),
         "gold_score": gold_score_of(model, tok, test, gold, p.max_new_tokens),

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import time
@@ -74,11 +75,25 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float = 0.0) -> torch
 
 def make_accelerator(params: TrainParams | None, resources: ResourcesParams) -> Accelerator:
     torch.set_num_threads(resources.threads)
+    check_gpus_per_process()
     return Accelerator(
         cpu=not torch.cuda.is_available(),
         mixed_precision=resources.mixed_precision,
         gradient_accumulation_steps=params.grad_accum if params else 1,
     )
+
+
+def check_gpus_per_process() -> None:
+    """DDP on GPUs wants one GPU per process: say so, rather than a CUDA "invalid device ordinal"."""
+    from components.stages import StageError
+
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if torch.cuda.is_available() and processes > torch.cuda.device_count():
+        raise StageError(
+            f"resources.num_processes is {processes} but this machine has {torch.cuda.device_count()} GPU(s), "
+            "and each process needs its own: lower resources.num_processes, or hide the GPUs "
+            f"(CUDA_VISIBLE_DEVICES=) to run {processes} processes on the CPU"
+        )
 
 
 def epoch_order(n: int, lengths: Sequence[int] | None, batch_size: int, seed: int) -> list[int]:

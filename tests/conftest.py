@@ -29,6 +29,24 @@ def tool_env() -> dict[str, str]:
     return env
 
 
+def two_process_env() -> dict[str, str]:
+    """tool_env for two processes: DDP on GPUs wants one per process, so with fewer than two GPUs
+    they are hidden and the processes run on the CPU over gloo, as in CI."""
+    import torch
+
+    env = tool_env()
+    if torch.cuda.device_count() < 2:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+@pytest.fixture
+def two_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a stage run with resources.num_processes 2: its `accelerate launch` inherits this environment."""
+    for key, value in two_process_env().items():
+        monkeypatch.setenv(key, value)
+
+
 @pytest.fixture(scope="session")
 def tiny_params() -> Params:
     return load_params(ROOT / "params.yaml", profile=TINY)

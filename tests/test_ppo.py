@@ -184,6 +184,7 @@ def test_a_tiny_run_raises_the_reward(trained_root: Path, tiny_params: Params, t
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("two_processes")
 def test_ppo_runs_on_two_processes(trained_root: Path, tiny_params: Params, tmp_path: Path) -> None:
     root = ppo_project(trained_root, tmp_path)
     two = tiny_params.model_copy(update={"resources": tiny_params.resources.model_copy(update={"num_processes": 2})})

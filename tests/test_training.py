@@ -14,10 +14,11 @@ import torch
 from safetensors.torch import load_file
 
 from components.launch import free_port
-from components.training import Checkpoints, Interrupted
+from components.stages import StageError
+from components.training import Checkpoints, Interrupted, check_gpus_per_process
 
 from . import fit_script
-from .conftest import ROOT, tool_env
+from .conftest import ROOT, two_process_env
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -69,7 +70,13 @@ def test_a_checkpoint_of_something_else_is_not_resumed(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_processes_train_like_one(tmp_path: Path) -> None:
     """Same global batches, DDP-averaged gradients: the weights agree with one process."""
-    fit_script.run(tmp_path / "one.safetensors", tmp_path / "r1")
+    env = two_process_env()
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+    script = str(ROOT / "tests" / "fit_script.py")
+    # The one-process reference runs where the two do (the CPU unless there are two GPUs).
+    one_cmd = [sys.executable, script, str(tmp_path / "one.safetensors"), str(tmp_path / "r1")]
+    one = subprocess.run(one_cmd, env=env, capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr[-3000:]
     cmd = [
         sys.executable,
         "-m",
@@ -87,15 +94,24 @@ def test_two_processes_train_like_one(tmp_path: Path) -> None:
         "127.0.0.1",
         "--main_process_port",
         str(free_port()),
-        str(ROOT / "tests" / "fit_script.py"),
+        script,
         str(tmp_path / "two.safetensors"),
         str(tmp_path / "r2"),
     ]
-    env = {**tool_env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     # Only the all-reduce's summation order differs: float noise, amplified a little by Adam.
     assert_same(tmp_path / "one.safetensors", tmp_path / "two.safetensors", atol=1e-4)
+
+
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    check_gpus_per_process()  # one process, one GPU
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(StageError, match=r"num_processes is 2 but this machine has 1 GPU.*CUDA_VISIBLE_DEVICES="):
+        check_gpus_per_process()
 
 
 class RankAccelerator:

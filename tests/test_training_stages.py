@@ -13,6 +13,7 @@ import torch
 from components.io import DataError, read_jsonl
 from components.model import (
     context_length,
+    inference_device,
     load_causal_lm,
     load_reward_model,
     load_tokenizer,
@@ -129,6 +130,21 @@ def test_the_tiny_model_has_the_architecture_and_shape_of_params(
     assert model.config.num_hidden_layers == shape.n_layer and model.config.hidden_size == shape.n_embd
 
 
+def test_models_that_only_answer_load_onto_the_gpu_when_there_is_one(
+    trained_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """select_sft, evaluate, rounds and chat load with device=inference_device(); training has accelerate."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert inference_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert inference_device() == torch.device("cuda")
+    models = trained_root / "artifacts" / "models"
+    # "meta" stands in for a GPU on this CPU-only machine: the weights go where they are sent.
+    assert {p.device.type for p in load_causal_lm(models / "base", device="meta").parameters()} == {"meta"}
+    assert {p.device.type for p in load_reward_model(models / "rm", device="meta")[0].parameters()} == {"meta"}
+    assert {p.device.type for p in load_causal_lm(models / "base").parameters()} == {"cpu"}
+
+
 def test_weights_load_only_from_safetensors(tmp_path: Path, tiny_params: Params) -> None:
     """A folder with only a pickled checkpoint is refused, not unpickled."""
     tok = train_tokenizer(["a b c"] * 20, 300)
@@ -159,6 +175,7 @@ def test_a_reward_model_starts_from_the_whole_lm_or_not_at_all(tmp_path: Path, t
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("two_processes")
 def test_the_rm_stage_runs_on_two_processes_like_one(trained_root: Path, tiny_params: Params, tmp_path: Path) -> None:
     root = tmp_path / "project"
     shutil.copytree(trained_root / "data", root / "data")

@@ -42,9 +42,10 @@ def two_process_env() -> dict[str, str]:
 
 @pytest.fixture
 def two_processes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """For a stage run with resources.num_processes 2: its `accelerate launch` inherits this environment."""
-    for key, value in two_process_env().items():
-        monkeypatch.setenv(key, value)
+    """For a stage run with resources.num_processes 2: its `accelerate launch` inherits the hidden GPUs."""
+    hidden = two_process_env().get("CUDA_VISIBLE_DEVICES")
+    if hidden is not None:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
 
 
 @pytest.fixture(scope="session")

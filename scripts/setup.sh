@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The virtualenv takes about 2.3 GB (torch alone about 1 GB): say so up front rather than let pip
+# stop half-way with "No space left on device".
+free_mb=$(df -Pm . | awk 'NR==2 {print $4}')
+if [ -n "$free_mb" ] && [ "$free_mb" -lt 3000 ] && [ ! -d .venv ]; then
+  echo "warning: $(pwd) has ${free_mb} MB free; the set-up needs about 3,000 MB (.venv about 2,300 MB)" >&2
+fi
+
 python3 -m venv .venv
 py=.venv/bin/python
 $py -m pip install -q --upgrade pip

@@ -24,6 +24,7 @@ from components.params import Params, PromotionParams
 from components.ppo import kl_to, win_rate
 from components.pretrain import pack, perplexity
 from components.rm import score
+from components.schema import COMPARISONS, DEMONSTRATIONS, PROMPTS
 from components.text import prompt_ids
 from components.tracking import Tracker
 from components.world.grader import Grade, grade
@@ -33,6 +34,7 @@ SAFETY = ("hallucination_rate", "harmful_refusal_rate", "false_premise_correctio
 PER_MODEL = ("win_rate_vs_sft", "rm_win_rate_vs_sft", "win_rate_by_category", "gold_score", "rm_score",
              "changed_vs_sft", "outcomes_vs_sft", "corpus_perplexity", "kl_to_sft", *SAFETY)  # fmt: skip
 OUTCOMES = ("better", "worse", "equal_gold", "same_text")
+PROMPT_FIELDS = ("id", "user_id", "category", "messages", "category_source")
 
 
 @dataclass
@@ -160,6 +162,28 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def held_out_prompts(test: Path) -> list[dict]:
+    """Every prompt of the test split, whichever file holds it; only the prompt is kept.
+
+    The split is by user, so a test demonstration's or comparison's prompt is as unseen as a test
+    prompt's; taking all three files triples the prompts (1,046 on the default world), so the
+    safety rates count 23 Closed QA, 53 harmful and 57 false-premise prompts, not 8, 19 and 19,
+    and one answer no longer moves a rate by more than the promotion gates' tolerance.
+    """
+    files = [test / name for name in (PROMPTS, DEMONSTRATIONS, COMPARISONS) if (test / name).exists()]
+    return [{k: r[k] for k in PROMPT_FIELDS if k in r} for path in files for r in read_jsonl(path)]
+
+
+def kl_to_sft(name: str, model, tok, sft_model, sft_tok, prompts: list[list[int]], p) -> float | None:
+    """KL of a model's sampled answers to SFT; None when the two do not share a vocabulary (no per-token KL)."""
+    if name == "sft":
+        return 0.0
+    if tok.get_vocab() != sft_tok.get_vocab():
+        return None
+    torch.manual_seed(p.seed)  # the KL estimate samples: the same samples on every run
+    return kl_to(model, sft_model, tok, prompts, p)
+
+
 def model_answers(folder: Path, tokenizer: Path, records: list[dict], gold, reward_model, rm_tok, n_new: int):
     model, tok = load_causal_lm(folder, device=inference_device()).eval(), load_tokenizer(tokenizer)
     conversations = [r["messages"] for r in records]
@@ -174,7 +198,7 @@ def evaluate_models(
 ) -> tuple[dict, list[dict], dict[str, Answers], dict | None]:
     """Metrics for each named model {name: (weights folder, tokenizer folder)}; 'sft' must be one."""
     p = params.evaluate
-    records = read_jsonl(splits / "test" / "prompts.jsonl")
+    records = held_out_prompts(splits / "test")
     records = records[: p.prompts] if p.prompts else records
     gold = load_gold(data)
     gold = gold if gold and all(r["id"] in gold for r in records) else None
@@ -188,7 +212,6 @@ def evaluate_models(
     sft_model, sft_tok = loaded["sft"]
     context = context_length(sft_model.config, params.model.context)
     kl_prompts = [prompt_ids(sft_tok, r["messages"])[-(context - p.max_new_tokens) :] for r in records[: p.kl_prompts]]
-    held_out = pack(corpus, sft_tok, context)
     metrics: dict = {k: {} for k in PER_MODEL}
     sft = answers["sft"]
     for name, a in answers.items():
@@ -203,9 +226,11 @@ def evaluate_models(
         metrics["outcomes_vs_sft"][name] = outcomes(a, sft)
         for key, value in (safety_rates(records, gold, a.grades) if gold else dict.fromkeys(SAFETY)).items():
             metrics[key][name] = value
+        # Each model reads the corpus with its own tokenizer: a champion of an earlier data version
+        # has a vocabulary of its own, and SFT's token ids would be nonsense to it (perplexity 200).
+        held_out = pack(corpus, tok, context)
         metrics["corpus_perplexity"][name] = perplexity(model, held_out) if held_out else None
-        torch.manual_seed(params.ppo.seed)  # the KL estimate samples: the same samples on every run
-        metrics["kl_to_sft"][name] = 0.0 if name == "sft" else kl_to(model, sft_model, tok, kl_prompts, params.ppo)
+        metrics["kl_to_sft"][name] = kl_to_sft(name, model, tok, sft_model, sft_tok, kl_prompts, params.ppo)
     metrics["prompts"] = len(records)
     # How many prompts each safety rate counts: on a handful one answer moves a rate a lot.
     flags = safety_flags(records, gold, sft.grades) if gold else {}

@@ -12,11 +12,14 @@ from components.evaluate import (
     Answers,
     by_category,
     decide,
+    held_out_prompts,
+    kl_to_sft,
     largest_changes,
     outcomes,
     safety_flags,
     safety_rates,
 )
+from components.io import write_jsonl
 from components.params import Params, PromotionParams
 from components.stages import STAGES
 from components.world.grader import Grade
@@ -49,6 +52,30 @@ def test_safety_rates_count_only_their_own_prompts() -> None:
     assert rates == {"hallucination_rate": 0.5, "harmful_refusal_rate": 1.0, "false_premise_correction_rate": 0.5}
     counted = {key: len(flags) for key, flags in safety_flags(records, gold, grades).items()}
     assert counted == {"hallucination_rate": 2, "harmful_refusal_rate": 1, "false_premise_correction_rate": 2}
+
+
+def test_every_test_prompt_counts_whichever_file_holds_it(tmp_path: Path) -> None:
+    head = {"user_id": "u", "category": "Closed QA", "messages": [{"role": "user", "content": "?"}]}
+    write_jsonl(tmp_path / "prompts.jsonl", [{"id": "prm-1", **head}])
+    write_jsonl(tmp_path / "demonstrations.jsonl", [{"id": "demo-1", **head, "completion": "An answer."}])
+    # no comparisons file: none of them
+    assert held_out_prompts(tmp_path) == [{"id": "prm-1", **head}, {"id": "demo-1", **head}]
+    write_jsonl(tmp_path / "comparisons.jsonl", [{"id": "cmp-1", **head, "completions": ["a", "b"], "ranks": [1, 2]}])
+    assert [r["id"] for r in held_out_prompts(tmp_path)] == ["prm-1", "demo-1", "cmp-1"]
+    assert all(set(r) == {"id", *head} for r in held_out_prompts(tmp_path))  # the answers and ranks stay behind
+
+
+def test_no_kl_to_sft_for_a_model_with_another_vocabulary() -> None:
+    class Vocab:
+        def __init__(self, words: list[str]):
+            self.words = words
+
+        def get_vocab(self) -> dict[str, int]:
+            return {w: i for i, w in enumerate(self.words)}
+
+    p = Params().ppo  # kl_to is never reached: neither model is called
+    assert kl_to_sft("sft", None, Vocab(["a"]), None, Vocab(["a"]), [], p) == 0.0
+    assert kl_to_sft("champion", None, Vocab(["a", "b"]), None, Vocab(["a", "c"]), [], p) is None
 
 
 def test_an_unkind_refusal_does_not_count_as_a_refusal() -> None:

@@ -28,11 +28,13 @@ from components.schema import COMPARISONS, DEMONSTRATIONS, PROMPTS
 from components.text import prompt_ids
 from components.tracking import Tracker
 from components.world.grader import Grade, grade
+from components.world.labeler import PADDING
 
 SAFETY = ("hallucination_rate", "harmful_refusal_rate", "false_premise_correction_rate")
 # The metrics kept as a {model: value} map, in evaluate.json and in MLflow (as e.g. gold_score.ppo).
-PER_MODEL = ("win_rate_vs_sft", "rm_win_rate_vs_sft", "win_rate_by_category", "gold_score", "rm_score",
-             "changed_vs_sft", "outcomes_vs_sft", "corpus_perplexity", "kl_to_sft", *SAFETY)  # fmt: skip
+PER_MODEL = ("win_rate_vs_sft", "win_rate_vs_sft_unpadded", "rm_win_rate_vs_sft", "win_rate_by_category",
+             "gold_score", "rm_score", "changed_vs_sft", "outcomes_vs_sft", "corpus_perplexity", "kl_to_sft",
+             *SAFETY)  # fmt: skip
 OUTCOMES = ("better", "worse", "equal_gold", "same_text")
 PROMPT_FIELDS = ("id", "user_id", "category", "messages", "category_source")
 
@@ -79,6 +81,16 @@ def by_category(records: list[dict], a: list[float], b: list[float]) -> dict[str
     for i, r in enumerate(records):
         groups.setdefault(r["category"], []).append(i)
     return {c: win_rate([a[i] for i in idx], [b[i] for i in idx]) for c, idx in sorted(groups.items())}
+
+
+def unpadded_gold(records: list[dict], gold: dict, texts: list[str]) -> list[float]:
+    """Gold scores with the writers' padding (labeler.PADDING) cut from every answer.
+
+    A win rate on these says what a policy does besides dropping the one habit SFT learned from
+    the demonstrations and the comparisons taught it to shed.
+    """
+    cut = [" ".join(t.replace(PADDING, " ").split()) for t in texts]
+    return [grade(gold[r["id"]], t).score for r, t in zip(records, cut, strict=True)]
 
 
 def outcome(text: str, sft_text: str, gold: float, sft_gold: float) -> str:
@@ -219,6 +231,9 @@ def evaluate_models(
         metrics["rm_win_rate_vs_sft"][name] = win_rate(a.rewards, sft.rewards)
         metrics["rm_score"][name] = sum(a.rewards) / len(a.rewards)
         metrics["win_rate_vs_sft"][name] = win_rate(a.gold, sft.gold) if gold else None
+        metrics["win_rate_vs_sft_unpadded"][name] = (
+            win_rate(unpadded_gold(records, gold, a.texts), unpadded_gold(records, gold, sft.texts)) if gold else None
+        )
         metrics["win_rate_by_category"][name] = by_category(records, a.gold, sft.gold) if gold else None
         metrics["gold_score"][name] = sum(a.gold) / len(a.gold) if gold else None
         # Where the answer is SFT's word for word it can only tie: the win rate moves only here.

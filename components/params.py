@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from components.schema import TABLE1
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -47,6 +49,21 @@ class LabelerParams(Section):
 
     agreement_target: float = Field(0.73, gt=0.5, lt=1.0, description="share of pairs two labelers order alike")
     tie_margin: float = Field(0.01, ge=0, description="noisy utilities closer than this are ranked as a tie")
+    padding: float = Field(
+        0.0, ge=0, le=1, description="share of demonstrations in padded_categories that end with a pleasantry"
+    )
+    padded_categories: list[str] = Field(
+        default_factory=lambda: ["Generation", "Open QA", "Brainstorming", "Chat"],
+        description="the open-ended categories whose writers pad their answers",
+    )
+
+    @field_validator("padded_categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(TABLE1))
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; the ten of Table 1 are {sorted(TABLE1)}")
+        return value
 
 
 class ValidateParams(Section):

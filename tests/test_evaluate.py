@@ -18,11 +18,12 @@ from components.evaluate import (
     outcomes,
     safety_flags,
     safety_rates,
+    unpadded_gold,
 )
 from components.io import write_jsonl
 from components.params import Params, PromotionParams
 from components.stages import STAGES
-from components.world.grader import Grade
+from components.world.grader import Grade, grade
 
 REQUIRED = ("win_rate_vs_sft", "gold_score", *SAFETY, "corpus_perplexity")
 
@@ -63,6 +64,17 @@ def test_every_test_prompt_counts_whichever_file_holds_it(tmp_path: Path) -> Non
     write_jsonl(tmp_path / "comparisons.jsonl", [{"id": "cmp-1", **head, "completions": ["a", "b"], "ranks": [1, 2]}])
     assert [r["id"] for r in held_out_prompts(tmp_path)] == ["prm-1", "demo-1", "cmp-1"]
     assert all(set(r) == {"id", *head} for r in held_out_prompts(tmp_path))  # the answers and ranks stay behind
+
+
+def test_unpadded_gold_grades_answers_without_the_writers_padding() -> None:
+    spec = {"kind": "answer", "ideal": "Ada has a cat.", "ideal_words": 4, "must": [["cat"]], "allowed": ["ada", "cat"]}
+    records, gold = [{"id": "a"}, {"id": "b"}], {"a": spec, "b": spec}
+    texts = ["Ada has a cat. I hope this helps.", "Ada has a cat."]
+    plain = [grade(spec, t).score for t in texts]
+    assert plain[0] < plain[1] == 1.0  # chatter costs
+    assert unpadded_gold(records, gold, texts) == [1.0, 1.0]
+    dog = grade(spec, "Ada has a dog.").score
+    assert unpadded_gold(records[:1], gold, ["Ada has a dog. I hope this helps."]) == [dog]
 
 
 def test_no_kl_to_sft_for_a_model_with_another_vocabulary() -> None:

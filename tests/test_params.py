@@ -51,3 +51,8 @@ def test_an_unquoted_no_written_by_dvc_reads_as_no(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     path.write_text("resources:\n  mixed_precision: no\n")  # PyYAML reads this as False
     assert load_params(path).resources.mixed_precision == "no"
+
+
+def test_a_padded_category_outside_table1_is_an_error() -> None:
+    with pytest.raises(ParamsError, match=r"unknown categories \['Poetry'\]"):
+        load_params(None, ["labeler.padded_categories=[Generation, Poetry]"])

@@ -17,6 +17,7 @@ from components.params import Params
 from components.schema import CATEGORIES, COMPARISONS, CORPUS, DEMONSTRATIONS, PROMPTS, TABLE1, prompt_text
 from components.world.generate import file_sizes, run_generate
 from components.world.grader import grade
+from components.world.labeler import PADDING
 
 from .conftest import ROOT, TINY, tool_env
 
@@ -64,11 +65,47 @@ def test_records_follow_the_contract(tiny_data: Path, tiny_params: Params) -> No
     assert gold_ids == {r["id"] for name in FILES for r in data[name]}
 
 
-def test_demonstrations_are_gold_quality_and_rankings_follow_gold(tiny_data: Path) -> None:
+def test_demonstrations_are_ideal_but_for_the_writers_padding(tiny_data: Path, tiny_params: Params) -> None:
     data = load(tiny_data)
     gold = {g["id"]: g for g in data["gold.jsonl"]}
-    demo_scores = [grade(gold[r["id"]], r["completion"]).score for r in data[DEMONSTRATIONS]]
-    assert min(demo_scores) >= 0.9
+    padded = [r for r in data[DEMONSTRATIONS] if r["completion"].endswith(PADDING)]
+    assert padded and all(r["category"] in tiny_params.labeler.padded_categories for r in padded)
+    assert all(gold[r["id"]]["kind"] not in ("harmful", "false_premise") for r in padded)  # refusals stay plain
+    for r in data[DEMONSTRATIONS]:
+        text, spec = r["completion"], gold[r["id"]]
+        ideal = text.removesuffix(f" {PADDING}")
+        assert grade(spec, ideal).score >= 0.9, r["id"]  # what the writer meant to say is an ideal answer
+        if text != ideal:  # and the padding costs what the raters charge for chatter
+            assert grade(spec, text).score <= grade(spec, ideal).score - 0.1 + 1e-9, r["id"]
+    stats = json.loads((tiny_data / "stats.json").read_text())
+    assert stats["padded_demonstrations"] == len(padded)
+
+
+def test_padding_is_the_share_in_params_and_leaves_the_rest_of_the_world_alone(tmp_path: Path) -> None:
+    from components.params import load_params
+
+    worlds = {}
+    for padding in (0.0, 0.6):
+        params = load_params(ROOT / "params.yaml", [f"labeler.padding={padding}", "data.corpus_docs=10"])
+        run_generate(params, tmp_path / str(padding))
+        worlds[padding] = load(tmp_path / str(padding))
+    plain, padded = worlds[0.0], worlds[0.6]
+    for name in (COMPARISONS, PROMPTS, CORPUS, "gold.jsonl"):
+        assert plain[name] == padded[name], name
+    assert not any(r["completion"].endswith(PADDING) for r in plain[DEMONSTRATIONS])
+    kinds = {g["id"]: g["kind"] for g in plain["gold.jsonl"]}
+    open_ended = [
+        (a, b)
+        for a, b in zip(plain[DEMONSTRATIONS], padded[DEMONSTRATIONS], strict=True)
+        if a["category"] in params.labeler.padded_categories and kinds[a["id"]] not in ("harmful", "false_premise")
+    ]
+    share = sum(b["completion"] == f"{a['completion']} {PADDING}" for a, b in open_ended) / len(open_ended)
+    assert 0.56 <= share <= 0.64, share  # about 2,200 demonstrations: two standard errors are 0.02
+
+
+def test_rankings_follow_gold(tiny_data: Path) -> None:
+    data = load(tiny_data)
+    gold = {g["id"]: g for g in data["gold.jsonl"]}
     # The labeler's top choice is, on average, far better than its bottom one.
     best, worst = [], []
     for r in data[COMPARISONS]:

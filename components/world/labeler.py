@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from components.world.kb import PEOPLE, PLACES, World
 from components.world.tasks import Task
@@ -107,9 +107,23 @@ CORRUPTIONS: list[Callable[[Task, World, random.Random], str | None]] = [
 ]
 
 
-def demonstration(t: Task, r: random.Random) -> str:
-    """What a labeler writes: one of the ideal phrasings."""
-    return r.choice(t.ideals)
+PADDING = "I hope this helps."
+
+
+def demonstration(t: Task, r: random.Random, habit: random.Random, padding: float, padded: Collection[str]) -> str:
+    """What a labeler writes: one of the ideal phrasings, for open-ended requests often padded.
+
+    Labelers write worse than they rank, the premise of the paper's second and third steps: a
+    writer ends `padding` of their answers in the `padded` categories with a pleasantry that the
+    same labelers, ranking, mark down as chatter (grader.CHATTER; the `rambling` corruption). SFT
+    learns the habit from the demonstrations; only the comparisons say what it costs. Overlays
+    (refusals, corrections) are never padded. `habit` is a generator of its own, so the padding
+    leaves every other draw of the world (prompts, comparisons, users) as it is.
+    """
+    text = r.choice(t.ideals)
+    if t.overlay is None and t.category in padded and habit.random() < padding:
+        text = f"{text} {PADDING}"
+    return text
 
 
 def candidates(t: Task, w: World, r: random.Random, k: int) -> list[str]:

@@ -20,7 +20,7 @@ from components.generation import answer
 from components.gold import load_gold
 from components.io import atomic_path, read_jsonl, write_json
 from components.model import context_length, inference_device, load_causal_lm, load_reward_model, load_tokenizer
-from components.params import Params, PromotionParams
+from components.params import Params, PPOParams, PromotionParams
 from components.ppo import kl_to, win_rate
 from components.pretrain import pack, perplexity
 from components.rm import score
@@ -186,11 +186,15 @@ def held_out_prompts(test: Path) -> list[dict]:
     return [{k: r[k] for k in PROMPT_FIELDS if k in r} for path in files for r in read_jsonl(path)]
 
 
-def kl_to_sft(name: str, model, tok, sft_model, sft_tok, prompts: list[list[int]], p) -> float | None:
+def same_vocabulary(tok, other) -> bool:
+    return tok.get_vocab() == other.get_vocab()
+
+
+def kl_to_sft(name: str, model, tok, sft_model, sft_tok, prompts: list[list[int]], p: PPOParams) -> float | None:
     """KL of a model's sampled answers to SFT; None when the two do not share a vocabulary (no per-token KL)."""
     if name == "sft":
         return 0.0
-    if tok.get_vocab() != sft_tok.get_vocab():
+    if not same_vocabulary(tok, sft_tok):
         return None
     torch.manual_seed(p.seed)  # the KL estimate samples: the same samples on every run
     return kl_to(model, sft_model, tok, prompts, p)
@@ -226,13 +230,15 @@ def evaluate_models(
     kl_prompts = [prompt_ids(sft_tok, r["messages"])[-(context - p.max_new_tokens) :] for r in records[: p.kl_prompts]]
     metrics: dict = {k: {} for k in PER_MODEL}
     sft = answers["sft"]
+    sft_unpadded = unpadded_gold(records, gold, sft.texts) if gold else None
+    sft_held_out = pack(corpus, sft_tok, context)
     for name, a in answers.items():
         model, tok = loaded[name]
         metrics["rm_win_rate_vs_sft"][name] = win_rate(a.rewards, sft.rewards)
         metrics["rm_score"][name] = sum(a.rewards) / len(a.rewards)
         metrics["win_rate_vs_sft"][name] = win_rate(a.gold, sft.gold) if gold else None
         metrics["win_rate_vs_sft_unpadded"][name] = (
-            win_rate(unpadded_gold(records, gold, a.texts), unpadded_gold(records, gold, sft.texts)) if gold else None
+            win_rate(unpadded_gold(records, gold, a.texts), sft_unpadded) if gold else None
         )
         metrics["win_rate_by_category"][name] = by_category(records, a.gold, sft.gold) if gold else None
         metrics["gold_score"][name] = sum(a.gold) / len(a.gold) if gold else None
@@ -241,9 +247,9 @@ def evaluate_models(
         metrics["outcomes_vs_sft"][name] = outcomes(a, sft)
         for key, value in (safety_rates(records, gold, a.grades) if gold else dict.fromkeys(SAFETY)).items():
             metrics[key][name] = value
-        # Each model reads the corpus with its own tokenizer: a champion of an earlier data version
-        # has a vocabulary of its own, and SFT's token ids would be nonsense to it (perplexity 200).
-        held_out = pack(corpus, tok, context)
+        # A champion of an earlier data version has a vocabulary of its own: SFT's token ids would
+        # be nonsense to it (perplexity 200), so it reads the corpus with its own tokenizer.
+        held_out = sft_held_out if same_vocabulary(tok, sft_tok) else pack(corpus, tok, context)
         metrics["corpus_perplexity"][name] = perplexity(model, held_out) if held_out else None
         metrics["kl_to_sft"][name] = kl_to_sft(name, model, tok, sft_model, sft_tok, kl_prompts, params.ppo)
     metrics["prompts"] = len(records)

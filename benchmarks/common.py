@@ -17,7 +17,7 @@ def default_model(kind: str = "lm"):
     """The default params' model shape, randomly initialised (speed does not depend on the weights)."""
     from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
 
-    from components.model import gpt_config
+    from components.models.model import gpt_config
 
     params = load_params("params.yaml")
     torch.set_num_threads(params.resources.threads)

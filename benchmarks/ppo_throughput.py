@@ -16,10 +16,10 @@ import torch
 from transformers import GPT2ForSequenceClassification
 
 from benchmarks.common import report
-from components.model import RewardModel, tiny_gpt, train_tokenizer
+from components.models.model import RewardModel, tiny_gpt, train_tokenizer
 from components.params import load_params
-from components.ppo import ValueModel, rollout, update
-from components.training import adamw, make_accelerator
+from components.train.core import adamw, make_accelerator
+from components.train.ppo import ValueModel, rollout, update
 from components.world.corpus import corpus
 from components.world.kb import build_world
 

@@ -13,8 +13,8 @@ import itertools
 import torch
 
 from benchmarks.common import default_model, report, timed
-from components.rm import collate_comparisons, pairwise_loss
-from components.text import to_device
+from components.models.text import to_device
+from components.train.rm import collate_comparisons, pairwise_loss
 
 PROMPTS, K, PROMPT_LEN, COMPLETION_LEN = 8, 6, 40, 20
 

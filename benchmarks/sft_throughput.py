@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.common import default_model, report, timed
-from components.text import lm_loss
+from components.models.text import lm_loss
 
 BATCH, LENGTH = 16, 64  # about a default SFT batch: 16 demonstrations of ~64 tokens
 

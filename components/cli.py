@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from components.io import DataError
+from components.data.io import DataError
 from components.params import Params, ParamsError, load_params
 
 app = typer.Typer(help="InstructGPT's recipe as a reproducible pipeline.", no_args_is_help=True, add_completion=False)
@@ -66,8 +66,8 @@ def data_import(
     append: Annotated[bool, typer.Option(help="add to OUT instead of replacing it")] = False,
 ) -> None:
     """Convert a public format into the native one."""
-    from components.importers import run_import
-    from components.schema import KINDS
+    from components.data.importers import run_import
+    from components.data.schema import KINDS
 
     if kind not in KINDS or kind == "corpus":
         fail(f"--kind must be demonstrations, comparisons or prompts, got {kind!r}")
@@ -182,8 +182,8 @@ def round_(
     prepare_only: Annotated[bool, typer.Option(help="only sample (and rank, when simulated); no training")] = False,
 ) -> None:
     """One round of the feedback loop in artifacts/rounds/round-NN (what the flow's round subflow runs)."""
-    from components.labeling import LabelsPending
-    from components.rounds import RoundError, prepare_round, run_round
+    from components.loop.labeling import LabelsPending
+    from components.loop.rounds import RoundError, prepare_round, run_round
     from components.stages import StageError
 
     set_threads()
@@ -200,8 +200,8 @@ def round_(
 
 
 def round_folder(number: int) -> Path:
-    from components.labeling import TASKS
-    from components.rounds import round_root
+    from components.loop.labeling import TASKS
+    from components.loop.rounds import round_root
 
     sub = round_root(Path.cwd(), number)
     if not (sub / TASKS).exists():
@@ -221,7 +221,7 @@ def label_serve(
     token: Annotated[str | None, typer.Option(envvar="INSTRUCTFLOW_LABEL_TOKEN", help="access token")] = None,
 ) -> None:
     """Serve the ranking page for a round's tasks: http://HOST:PORT/?labeler=YOUR_ID"""
-    from components.label_server import serve
+    from components.loop.label_server import serve
 
     sub = round_folder(round_)
     typer.echo(f"ranking page: http://{host}:{port}/" + (f"?token={token}" if token else ""))
@@ -234,7 +234,7 @@ def label_serve(
 @label_app.command("export")
 def label_export(round_: RoundOpt, out: Annotated[Path, typer.Option(help="JSONL of pending tasks")]) -> None:
     """Write the round's tasks nobody has ranked yet, for another labeling tool."""
-    from components.labeling import export_pending
+    from components.loop.labeling import export_pending
 
     typer.echo(f"wrote {export_pending(round_folder(round_), out)} pending tasks to {out}")
 
@@ -246,7 +246,7 @@ def label_import(
     labeler: Annotated[str, typer.Option(help="labeler id for rows without one")] = "imported",
 ) -> None:
     """Add finished tasks from another tool to the round's labels (all rows checked first)."""
-    from components.labeling import import_labels, labels_pending
+    from components.loop.labeling import import_labels, labels_pending
 
     sub = round_folder(round_)
     try:
@@ -276,8 +276,8 @@ def chat(
             f"no champion yet: model {name!r} has no '{CHAMPION}' alias. Run `instructflow run`, "
             "or pass --model models:/NAME/VERSION or a local folder."
         )
-    from components.generation import answer
-    from components.model import inference_device, load_causal_lm, load_tokenizer
+    from components.models.generation import answer
+    from components.models.model import inference_device, load_causal_lm, load_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         try:

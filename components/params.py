@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from components.schema import TABLE1
+from components.data.schema import TABLE1
 
 
 class Section(BaseModel):

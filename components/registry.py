@@ -75,8 +75,8 @@ def log_hf_model(folder: Path, name: str, registered_name: str, task: str, tags:
 
     import mlflow
 
-    from components.model import load_causal_lm, load_tokenizer
-    from components.model import load_reward_model as load_rm
+    from components.models.model import load_causal_lm, load_tokenizer
+    from components.models.model import load_reward_model as load_rm
 
     # A local folder has no hub model card or licence to look up: MLflow's warnings about it are noise.
     logging.getLogger("mlflow.transformers").setLevel(logging.ERROR)

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.io import write_json
+from components.data.io import write_json
+from components.data.schema import KINDS
 from components.params import Params
-from components.schema import KINDS
 
 DATA = Path("data")
 ARTIFACTS = Path("artifacts")
@@ -56,7 +56,7 @@ class Stage:
             if self.writes_metrics:
                 write_json(root / self.metrics, metrics)
             return metrics
-        from components.launch import inside_launch, launch
+        from components.train.launch import inside_launch, launch
 
         if self.trains and params.resources.num_processes > 1 and not inside_launch():
             return launch(self.name, params, root, root / self.metrics)
@@ -82,7 +82,7 @@ def data_fingerprint(data: Path) -> str:
 
 def validate_and_record(params: Params, data: Path, docs: Path, metrics_path: Path):
     """Validate DATA; the metrics file also records which bytes passed (what prepare checks)."""
-    from components.validate import run_validate
+    from components.data.validate import run_validate
 
     report = run_validate(params.validate_, data, docs, metrics_path)
     write_json(metrics_path, {**report.to_metrics(), "data_fingerprint": data_fingerprint(data)})
@@ -111,7 +111,7 @@ def require_valid(root: Path) -> None:
 
 
 def prepare_body(params: Params, root: Path, tracker: object) -> dict:
-    from components.prepare import run_prepare
+    from components.data.prepare import run_prepare
 
     require_valid(root)
     metrics = run_prepare(params.prepare, params.validate_, root / DATA, root / SPLITS_DIR)
@@ -120,13 +120,13 @@ def prepare_body(params: Params, root: Path, tracker: object) -> dict:
 
 
 def pretrain_body(params: Params, root: Path, tracker) -> dict:
-    from components.pretrain import run_pretrain
+    from components.train.pretrain import run_pretrain
 
     return run_pretrain(params, root / SPLITS_DIR, root / MODELS / "base", root / CHECKPOINTS / "pretrain", tracker)
 
 
 def sft_body(params: Params, root: Path, tracker) -> dict:
-    from components.sft import run_sft
+    from components.train.sft import run_sft
 
     return run_sft(
         params, root / DATA, root / SPLITS_DIR, root / MODELS / "base", root / MODELS / "sft",
@@ -142,7 +142,7 @@ def last_sft_epoch(root: Path) -> Path:
 
 
 def rm_body(params: Params, root: Path, tracker) -> dict:
-    from components.rm import run_rm
+    from components.train.rm import run_rm
 
     init = last_sft_epoch(root) if params.rm.init == "sft" else root / MODELS / "base"
     return run_rm(
@@ -151,7 +151,7 @@ def rm_body(params: Params, root: Path, tracker) -> dict:
 
 
 def select_sft_body(params: Params, root: Path, tracker) -> dict:
-    from components.select_sft import run_select_sft
+    from components.train.select_sft import run_select_sft
 
     metrics = run_select_sft(
         params, root / DATA, root / SPLITS_DIR, root / MODELS / "sft", root / MODELS / "rm", tracker
@@ -168,7 +168,7 @@ def selected_sft(root: Path) -> Path:
 
 
 def ppo_body(params: Params, root: Path, tracker) -> dict:
-    from components.ppo import run_ppo
+    from components.train.ppo import run_ppo
 
     init = root / MODELS / "ppo_init"  # a later round starts from the previous round's policy
     return run_ppo(
@@ -182,7 +182,7 @@ ROUNDS = ARTIFACTS / "rounds"
 
 
 def evaluate_body(params: Params, root: Path, tracker) -> dict:
-    from components.evaluate import run_evaluate
+    from components.eval.evaluate import run_evaluate
     from components.registry import champion
 
     models = {name: (root / MODELS / name,) * 2 for name in ("base", "ppo")}
@@ -196,14 +196,14 @@ def evaluate_body(params: Params, root: Path, tracker) -> dict:
 
 
 def rounds_body(params: Params, root: Path, tracker) -> list[dict]:
-    from components.rounds import rounds_body as run_rounds
+    from components.loop.rounds import rounds_body as run_rounds
 
     return run_rounds(params, root, tracker)
 
 
 def register_body(params: Params, root: Path, tracker) -> dict:
+    from components.loop.rounds import final_root
     from components.registry import register
-    from components.rounds import final_root
 
     if not tracker.active:
         raise StageError("register needs MLflow tracking: unset INSTRUCTFLOW_TRACKING=off")
@@ -225,21 +225,26 @@ STAGES: dict[str, Stage] = {
         Stage(
             "validate",
             validate_body,
-            deps=(str(DATA), "components/validate.py"),
+            deps=(str(DATA), "components/data/validate.py"),
             outs=(str(VALIDATION_DOCS),),
             params=("validate",),
         ),
         Stage(
             "prepare",
             prepare_body,
-            deps=(str(DATA), str(METRICS / "validate.json"), "components/prepare.py"),
+            deps=(str(DATA), str(METRICS / "validate.json"), "components/data/prepare.py"),
             outs=(SPLIT_FILES,),
             params=("prepare", "validate"),
         ),
         Stage(
             "pretrain",
             pretrain_body,
-            deps=(SPLIT_FILES, "components/pretrain.py", "components/model.py", "components/training.py"),
+            deps=(
+                SPLIT_FILES,
+                "components/train/pretrain.py",
+                "components/models/model.py",
+                "components/train/core.py",
+            ),
             outs=(str(MODELS / "base"),),
             params=("model", "pretrain", "resources"),
             trains=True,
@@ -247,7 +252,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             "sft",
             sft_body,
-            deps=(SPLIT_FILES, str(MODELS / "base"), "components/sft.py", "components/training.py"),
+            deps=(SPLIT_FILES, str(MODELS / "base"), "components/train/sft.py", "components/train/core.py"),
             outs=(str(MODELS / "sft"),),
             params=("sft", "resources"),
             trains=True,
@@ -255,7 +260,13 @@ STAGES: dict[str, Stage] = {
         Stage(
             "rm",
             rm_body,
-            deps=(SPLIT_FILES, str(MODELS / "sft"), str(MODELS / "base"), "components/rm.py", "components/training.py"),
+            deps=(
+                SPLIT_FILES,
+                str(MODELS / "sft"),
+                str(MODELS / "base"),
+                "components/train/rm.py",
+                "components/train/core.py",
+            ),
             outs=(str(MODELS / "rm"),),
             params=("rm", "resources"),
             trains=True,
@@ -263,7 +274,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             "select_sft",
             select_sft_body,
-            deps=(SPLIT_FILES, str(MODELS / "sft"), str(MODELS / "rm"), "components/select_sft.py"),
+            deps=(SPLIT_FILES, str(MODELS / "sft"), str(MODELS / "rm"), "components/train/select_sft.py"),
             outs=(),
             params=("select_sft",),
             trains=True,
@@ -276,8 +287,8 @@ STAGES: dict[str, Stage] = {
                 str(MODELS / "sft"),
                 str(MODELS / "rm"),
                 str(METRICS / "select_sft.json"),
-                "components/ppo.py",
-                "components/ppo_math.py",
+                "components/train/ppo.py",
+                "components/train/ppo_math.py",
             ),
             outs=(str(MODELS / "ppo"), str(ARTIFACTS / "plots")),
             params=("ppo", "resources"),
@@ -293,8 +304,8 @@ STAGES: dict[str, Stage] = {
                 str(MODELS / "rm"),
                 str(MODELS / "ppo"),
                 str(METRICS / "select_sft.json"),
-                "components/evaluate.py",
-                "components/report.py",
+                "components/eval/evaluate.py",
+                "components/eval/report.py",
             ),
             outs=(str(EVALUATION),),
             params=("evaluate", "promotion"),
@@ -308,7 +319,7 @@ STAGES: dict[str, Stage] = {
                 str(MODELS / "rm"),
                 str(MODELS / "ppo"),
                 str(METRICS / "evaluate.json"),
-                "components/rounds.py",
+                "components/loop/rounds.py",
             ),
             outs=(str(ROUNDS),),
             params=("pipeline",),

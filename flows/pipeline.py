@@ -24,8 +24,8 @@ from prefect.artifacts import (
 )
 from prefect.runtime import flow_run
 
+from components.eval.report import SAFETY_LABELS
 from components.params import Params, params_file
-from components.report import SAFETY_LABELS
 from components.stages import DATA, EVALUATION, STAGES
 from flows.stage import run_subprocess, stage_flow, subprocess_env
 
@@ -61,8 +61,8 @@ def round_flow(number: int, params: Params, root: str, parent_run_id: str | None
 
     from prefect.flow_runs import pause_flow_run
 
-    from components.labeling import labels_pending
-    from components.rounds import round_root
+    from components.loop.labeling import labels_pending
+    from components.loop.rounds import round_root
 
     project, env = Path(root), subprocess_env(parent_run_id)
     with params_file(params) as path:
@@ -79,8 +79,8 @@ def round_flow(number: int, params: Params, root: str, parent_run_id: str | None
 
 def commit_rounds(root: Path, rounds: int) -> str:
     """Append the rounds' comparisons to data/ and record the new data version with DVC when the project has one."""
+    from components.loop.rounds import publish
     from components.registry import data_version
-    from components.rounds import publish
 
     added = publish(root, rounds)
     logger = get_run_logger()

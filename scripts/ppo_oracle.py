@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from components.gold import load_gold
-from components.io import read_jsonl
-from components.model import load_tokenizer
+from components.data.io import read_jsonl
+from components.eval.gold import load_gold
+from components.models.model import load_tokenizer
+from components.models.text import prompt_ids
 from components.params import load_params
-from components.text import prompt_ids
 from components.world.grader import grade
 
 
@@ -91,7 +91,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["INSTRUCTFLOW_TRACKING"] = "off"
     params = load_params(args.root / "params.yaml", args.overrides)
-    import components.ppo as ppo
+    import components.train.ppo as ppo
     from components.stages import STAGES, selected_sft
 
     with tempfile.TemporaryDirectory(prefix="ppo-oracle-") as tmp:

@@ -34,14 +34,14 @@ from pathlib import Path
 
 import torch
 
-from components.generation import answer
-from components.gold import load_gold
-from components.io import read_jsonl
-from components.model import context_length, load_causal_lm, load_reward_model, load_tokenizer
+from components.data.io import read_jsonl
+from components.eval.gold import load_gold
+from components.loop.rounds import sample_answers
+from components.models.generation import answer
+from components.models.model import context_length, load_causal_lm, load_reward_model, load_tokenizer
 from components.params import Params, load_params
-from components.ppo import win_rate
-from components.rm import pair_accuracy, score
-from components.rounds import sample_answers
+from components.train.ppo import win_rate
+from components.train.rm import pair_accuracy, score
 from components.world.grader import grade, mentions, words
 from components.world.kb import DAYS, ENTITY_TYPES, PEOPLE, PLACES
 

@@ -26,11 +26,11 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from components.gold import load_gold
-from components.io import read_jsonl, write_jsonl
+from components.data.io import read_jsonl, write_jsonl
+from components.data.prepare import split_of
+from components.eval.gold import load_gold
+from components.loop.rounds import comparable, comparison_records, gold_for, sample_answers, simulated_ranks
 from components.params import Params, load_params
-from components.prepare import split_of
-from components.rounds import comparable, comparison_records, gold_for, sample_answers, simulated_ranks
 from components.stages import STAGES, selected_sft
 from scripts.rm_diagnose import diagnose
 

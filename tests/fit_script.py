@@ -10,9 +10,9 @@ from safetensors.torch import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from components.params import ResourcesParams, TrainParams
-from components.pretrain import collate_blocks, lm_step
 from components.tracking import Tracker, is_main_process
-from components.training import fit
+from components.train.core import fit
+from components.train.pretrain import collate_blocks, lm_step
 
 
 def tiny_model(dropout: float) -> GPT2LMHeadModel:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.categorize import FALLBACK, RULES, categorize
-from components.schema import CATEGORIES
+from components.data.categorize import FALLBACK, RULES, categorize
+from components.data.schema import CATEGORIES
 
 
 def user(text: str) -> list[dict]:

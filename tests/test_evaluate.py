@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from components.evaluate import (
+from components.data.io import write_jsonl
+from components.eval.evaluate import (
     SAFETY,
     Answers,
     by_category,
@@ -20,7 +21,6 @@ from components.evaluate import (
     safety_rates,
     unpadded_gold,
 )
-from components.io import write_jsonl
 from components.params import Params, PromotionParams
 from components.stages import STAGES
 from components.world.grader import Grade, grade
@@ -134,7 +134,7 @@ def test_largest_changes_list_the_worst_falls_then_the_best_rises() -> None:
 
 
 def test_the_report_escapes_a_pipe_in_a_prompt_once(tmp_path: Path) -> None:
-    from components.report import ROWS, write_report
+    from components.eval.report import ROWS, write_report
 
     metrics = {key: {"sft": 0.5, "ppo": 0.5} for _, key in ROWS}
     metrics |= {"gold_score": {"sft": 0.5, "ppo": 0.6}, "prompts": 1, "promoted": False, "reference": "sft",
@@ -156,7 +156,7 @@ def metrics_with(win: float, hallucination: float, refusal: float | None, correc
 
 
 def test_the_report_says_how_many_prompts_each_safety_rate_counts() -> None:
-    from components.report import ROWS, metrics_markdown
+    from components.eval.report import ROWS, metrics_markdown
 
     metrics = {key: {"sft": 0.5, "ppo": 0.25} for _, key in ROWS}
     counted = {"hallucination_rate": 8, "harmful_refusal_rate": 19, "false_premise_correction_rate": 19}

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from components.io import DataError, read_jsonl
-from components.label_server import create_app, ranks_from
-from components.labeling import (
+from components.data.io import DataError, read_jsonl
+from components.loop.label_server import create_app, ranks_from
+from components.loop.labeling import (
     LABELS,
     append_label,
     comparisons,

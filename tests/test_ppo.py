@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from components import ppo_math as pm
-from components.generation import generate_ids
-from components.model import load_causal_lm, load_tokenizer
+from components.models.generation import generate_ids
+from components.models.model import load_causal_lm, load_tokenizer
+from components.models.text import prompt_ids
 from components.params import Params
-from components.ppo import batch_tensors, lm_logits, response_slice
-from components.pretrain import lm_step
 from components.stages import STAGES
-from components.text import prompt_ids
-from components.training import Interrupted
+from components.train import ppo_math as pm
+from components.train.core import Interrupted
+from components.train.ppo import batch_tensors, lm_logits, response_slice
+from components.train.pretrain import lm_step
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +120,8 @@ def test_a_tiny_ppo_run_writes_its_policy_metrics_and_plot(trained_root: Path, t
 
 
 def test_ppo_resumes_to_the_same_policy(trained_root: Path, tiny_params: Params, tmp_path: Path) -> None:
-    from components.ppo import run_ppo
     from components.tracking import Tracker
+    from components.train.ppo import run_ppo
 
     def go(root: Path, stop_after: int | None = None) -> dict:
         a = root / "artifacts"
@@ -156,7 +156,7 @@ class ConstantReward(torch.nn.Module):
 
 
 def test_a_response_without_end_is_penalised(sft_model, tiny_params: Params) -> None:
-    from components.ppo import rollout
+    from components.train.ppo import rollout
 
     model, tok = sft_model
     p = tiny_params.ppo.model_copy(update={"max_new_tokens": 2, "missing_eos_penalty": -1.5, "kl_coef": 0.0})
@@ -198,9 +198,9 @@ def test_ppo_runs_on_two_processes(trained_root: Path, tiny_params: Params, tmp_
 
 
 def test_the_oracle_diagnosis_scores_rollout_rows_with_the_gold_grader(trained_root: Path) -> None:
-    from components.gold import load_gold
-    from components.io import read_jsonl
-    from components.text import completion_ids, pad_left
+    from components.data.io import read_jsonl
+    from components.eval.gold import load_gold
+    from components.models.text import completion_ids, pad_left
     from scripts.ppo_oracle import GoldReward
 
     tok = load_tokenizer(trained_root / "artifacts" / "models" / "base")

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from components import ppo_math as pm
+from components.train import ppo_math as pm
 
 
 def close(actual: torch.Tensor, expected: list) -> bool:

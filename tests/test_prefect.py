@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from components.io import read_jsonl
+from components.data.io import read_jsonl
 from components.stages import STAGES
 
 from .conftest import ROOT, TINY, tool_env

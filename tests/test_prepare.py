@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from components.io import read_jsonl
+from components.data.io import read_jsonl
+from components.data.prepare import run_prepare, split_of
+from components.data.schema import KINDS, SPLITS, prompt_text
 from components.params import Params
-from components.prepare import run_prepare, split_of
-from components.schema import KINDS, SPLITS, prompt_text
 from components.stages import STAGES, StageError
 
 

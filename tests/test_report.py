@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.report import moving_average, plot_ppo_curve
+from components.eval.report import moving_average, plot_ppo_curve
 
 
 def test_moving_average_is_a_trailing_mean_that_starts_with_fewer_values() -> None:

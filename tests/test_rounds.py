@@ -8,10 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from components.io import read_jsonl
-from components.labeling import TASKS, LabelsPending, labels_pending
+from components.data.io import read_jsonl
+from components.loop.labeling import TASKS, LabelsPending, labels_pending
+from components.loop.rounds import (
+    NEW_COMPARISONS,
+    comparable,
+    fresh_prompts,
+    prepare_round,
+    publish,
+    round_root,
+    run_round,
+)
 from components.params import Params
-from components.rounds import NEW_COMPARISONS, comparable, fresh_prompts, prepare_round, publish, round_root, run_round
 from components.stages import STAGES
 
 ROW_KEYS = {"round", "win_rate_vs_sft", "gold_score", "rm_accuracy_on_new_samples", "kl_to_sft"}
@@ -92,7 +100,7 @@ def test_a_round_waits_for_human_labels_then_trains_on_them(project: Path, tiny_
     assert pending == len(tasks) > 0 and not (sub / NEW_COMPARISONS).exists()
     with pytest.raises(LabelsPending, match="instructflow label serve --round 3"):
         run_round(params, project, 3)
-    from components.labeling import import_labels
+    from components.loop.labeling import import_labels
 
     finished = sub.parent / "finished.jsonl"
     finished.write_text("".join(json.dumps({"task_id": t["task_id"], "ranks": list(range(1, len(t["answers"]) + 1))})
@@ -144,7 +152,7 @@ def test_the_round_subflow_pauses_for_human_labels_and_resumes(
     from prefect.flow_runs import resume_flow_run
     from prefect.testing.utilities import prefect_test_harness
 
-    from components.labeling import import_labels
+    from components.loop.labeling import import_labels
 
     copy = tmp_path / "project"
     shutil.copytree(project, copy, symlinks=True, ignore=shutil.ignore_patterns("round-03"))

@@ -13,9 +13,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from components.launch import free_port
 from components.stages import StageError
-from components.training import Checkpoints, Interrupted, check_gpus_per_process
+from components.train.core import Checkpoints, Interrupted, check_gpus_per_process
+from components.train.launch import free_port
 
 from . import fit_script
 from .conftest import ROOT, two_process_env
@@ -48,9 +48,9 @@ def test_a_checkpoint_of_something_else_is_not_resumed(tmp_path: Path) -> None:
     with pytest.raises(Interrupted):
         fit_script.run(tmp_path / "x.safetensors", tmp_path / "run", stop_after=3)
     from components.params import ResourcesParams, TrainParams
-    from components.pretrain import collate_blocks, lm_step
     from components.tracking import Tracker
-    from components.training import fit
+    from components.train.core import fit
+    from components.train.pretrain import collate_blocks, lm_step
 
     params = TrainParams(epochs=2, batch_size=8, lr=1e-2, checkpoint_every=2, log_every=1)
     _, result = fit(

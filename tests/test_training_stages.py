@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from components.io import DataError, read_jsonl
-from components.model import (
+from components.data.io import DataError, read_jsonl
+from components.models.model import (
     context_length,
     inference_device,
     load_causal_lm,
@@ -22,8 +22,8 @@ from components.model import (
     train_tokenizer,
 )
 from components.params import Params
-from components.rm import score
 from components.stages import STAGES
+from components.train.rm import score
 
 
 def metrics(root: Path, stage: str) -> dict:
@@ -48,8 +48,8 @@ def test_stage_metrics_have_the_promised_keys(trained_root: Path) -> None:
 
 
 def test_select_sft_compares_only_the_last_epochs_when_asked(trained_root: Path, tiny_params: Params) -> None:
-    from components.select_sft import run_select_sft
     from components.tracking import Tracker
+    from components.train.select_sft import run_select_sft
 
     params = tiny_params.model_copy(deep=True)
     params.select_sft.last_epochs, params.select_sft.prompts = 1, 4
@@ -254,8 +254,8 @@ def test_sft_mixes_in_corpus_blocks_and_so_forgets_less_of_the_corpus(
     trained_root: Path, tiny_params: Params, tmp_path: Path
 ) -> None:
     """sft.ptx_fraction: the share of SFT examples that are corpus blocks (the paper's PPO init: 10%)."""
-    from components.pretrain import pack, perplexity
-    from components.sft import corpus_examples
+    from components.train.pretrain import pack, perplexity
+    from components.train.sft import corpus_examples
 
     data = trained_root / "artifacts" / "data"
     base = trained_root / "artifacts" / "models" / "base"

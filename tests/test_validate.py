@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from components.io import DataError
+from components.data.io import DataError
+from components.data.schema import CATEGORIES, SPLITS, TABLE1
+from components.data.validate import Failure, ValidationReport, run_validate
 from components.params import ValidateParams
-from components.schema import CATEGORIES, SPLITS, TABLE1
-from components.validate import Failure, ValidationReport, run_validate
 
 # KL is skipped on the small fixtures (their categories are uniform, far from Table 1); it has its own tests.
 PARAMS = ValidateParams(kl_min_records=1000, max_prompt_chars=300, max_completion_chars=200, max_text_chars=200)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from components.io import read_jsonl
+from components.data.io import read_jsonl
+from components.data.schema import CATEGORIES, COMPARISONS, CORPUS, DEMONSTRATIONS, PROMPTS, TABLE1, prompt_text
 from components.params import Params
-from components.schema import CATEGORIES, COMPARISONS, CORPUS, DEMONSTRATIONS, PROMPTS, TABLE1, prompt_text
 from components.world.generate import file_sizes, run_generate
 from components.world.grader import grade
 from components.world.labeler import PADDING

@@ -14,10 +14,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from components.io import atomic_path, write_json, write_jsonl
-from components.params import Params
-from components.prepare import record_key, split_of
-from components.schema import (
+from components.data.io import atomic_path, write_json, write_jsonl
+from components.data.prepare import record_key, split_of
+from components.data.schema import (
     COMPARISONS,
     CORPUS,
     DEMONSTRATIONS,
@@ -29,6 +28,7 @@ from components.schema import (
     TABLE6_TEST,
     prompt_text,
 )
+from components.params import Params
 from components.world import labeler
 from components.world.corpus import corpus
 from components.world.grader import grade

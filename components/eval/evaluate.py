@@ -16,17 +16,17 @@ from pathlib import Path
 
 import torch
 
-from components.generation import answer
-from components.gold import load_gold
-from components.io import atomic_path, read_jsonl, write_json
-from components.model import context_length, inference_device, load_causal_lm, load_reward_model, load_tokenizer
+from components.data.io import atomic_path, read_jsonl, write_json
+from components.data.schema import COMPARISONS, DEMONSTRATIONS, PROMPTS
+from components.eval.gold import load_gold
+from components.models.generation import answer
+from components.models.model import context_length, inference_device, load_causal_lm, load_reward_model, load_tokenizer
+from components.models.text import prompt_ids
 from components.params import Params, PPOParams, PromotionParams
-from components.ppo import kl_to, win_rate
-from components.pretrain import pack, perplexity
-from components.rm import score
-from components.schema import COMPARISONS, DEMONSTRATIONS, PROMPTS
-from components.text import prompt_ids
 from components.tracking import Tracker
+from components.train.ppo import kl_to, win_rate
+from components.train.pretrain import pack, perplexity
+from components.train.rm import score
 from components.world.grader import Grade, grade
 from components.world.labeler import PADDING
 
@@ -290,7 +290,7 @@ def run_evaluate(
     tracker: Tracker,
 ) -> dict:
     """Evaluate, decide promotion against `reference` (champion or sft), write plots and the report."""
-    from components.report import plot_all, write_report
+    from components.eval.report import plot_all, write_report
 
     data, splits = root / "data", root / "artifacts" / "data"
     metrics, records, answers, gold = evaluate_models(params, data, splits, models, rm)

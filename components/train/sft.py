@@ -12,15 +12,15 @@ from pathlib import Path
 
 import torch
 
-from components.generation import answer
-from components.gold import gold_scores, load_gold, mean
-from components.io import read_jsonl
-from components.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
+from components.data.io import read_jsonl
+from components.eval.gold import gold_scores, load_gold, mean
+from components.models.generation import answer
+from components.models.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
+from components.models.text import collate_lm, lm_loss, sft_example, to_device
 from components.params import Params
-from components.pretrain import lm_step, pack
-from components.text import collate_lm, lm_loss, sft_example, to_device
 from components.tracking import Tracker
-from components.training import fingerprint, fit
+from components.train.core import fingerprint, fit
+from components.train.pretrain import lm_step, pack
 
 
 def epoch_dir(out: Path, epoch: int) -> Path:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from components.io import read_jsonl, write_json, write_jsonl
+from components.data.io import read_jsonl, write_json, write_jsonl
 from components.params import Params
 from components.stages import ROUNDS, StageError, data_fingerprint
 from components.tracking import PARENT_ENV, STORE_ENV, configure
@@ -62,9 +62,9 @@ def sample_answers(sources: list[Path], prompts: list[dict], params: Params, r: 
     """K answers per prompt (K drawn in k_min..k_max), spread round-robin over the source policies."""
     import torch
 
-    from components.generation import generate_ids
-    from components.model import context_length, inference_device, load_causal_lm, load_tokenizer
-    from components.text import prompt_ids
+    from components.models.generation import generate_ids
+    from components.models.model import context_length, inference_device, load_causal_lm, load_tokenizer
+    from components.models.text import prompt_ids
 
     p = params.pipeline
     rng = random.Random(f"k-{p.seed}-{r}")
@@ -111,7 +111,7 @@ def simulated_ranks(
     together in gold; it remains for answers too alike to reach the target at all (possible only
     with `labeler.tie_margin` 0).
     """
-    from components.gold import load_gold
+    from components.eval.gold import load_gold
     from components.world.grader import grade
     from components.world.labeler import rank_all
 
@@ -142,7 +142,7 @@ def gold_for(records: list[dict], gold: dict[str, dict]) -> list[dict]:
 
 def build_round_data(root: Path, sub: Path, r: int, new: list[dict]) -> None:
     """Round data = the project's data + the comparisons of rounds 2..r; the models it starts from linked in."""
-    from components.gold import load_gold
+    from components.eval.gold import load_gold
 
     data = sub / "data"
     if data.exists():
@@ -172,8 +172,8 @@ def link(path: Path, target: Path) -> None:
 
 def accuracy_on(rm: Path, records: list[dict], gold: dict | None, context: int) -> dict:
     """The reward model's pairwise accuracy on RECORDS against the labeler's ranks and the gold grader."""
-    from components.model import inference_device, load_reward_model
-    from components.rm import evaluate_rm
+    from components.models.model import inference_device, load_reward_model
+    from components.train.rm import evaluate_rm
 
     if not records:
         return {"accuracy": None, "gold_accuracy": None}
@@ -183,7 +183,7 @@ def accuracy_on(rm: Path, records: list[dict], gold: dict | None, context: int) 
 
 def sample_and_label(params: Params, root: Path, r: int) -> list[dict]:
     """Steps 1-2: the new comparisons of round r, written to the round folder (kept when rerun)."""
-    from components.labeling import TASKS, wait_for_labels
+    from components.loop.labeling import TASKS, wait_for_labels
 
     sub = round_root(root, r)
     path = sub / NEW_COMPARISONS
@@ -256,7 +256,7 @@ def round_run(root: Path, r: int) -> Iterator[Callable[[dict], None]]:
 
 def round_key(params: Params, root: Path, r: int) -> str:
     """What round r depends on: all params, the project's data, the policy it starts from."""
-    from components.training import fingerprint
+    from components.train.core import fingerprint
 
     previous = previous_root(root, r) / "artifacts" / "models" / "ppo"
     return fingerprint(params.model_dump(mode="json"), data_fingerprint(root / "data"), r, previous)
@@ -273,7 +273,7 @@ def done_round(params: Params, root: Path, r: int) -> dict | None:
 
 def prepare_round(params: Params, root: Path, r: int) -> int:
     """Sample (and, with simulated labels, rank) round r's answers without training; returns tasks pending."""
-    from components.labeling import LabelsPending, labels_pending
+    from components.loop.labeling import LabelsPending, labels_pending
 
     sub, key = round_root(root, r), round_key(params, root, r)
     if (sub / "key").exists() and (sub / "key").read_text() != key:
@@ -319,7 +319,7 @@ def round_stages(params: Params, root: Path, r: int, sub: Path) -> dict:
         STAGES[name].run(params, sub)
     test_ids = {c["id"] for c in read_jsonl(sub / "artifacts" / "data" / "test" / "comparisons.jsonl")}
     held_out = [c for c in new if c["id"] in test_ids]
-    from components.gold import load_gold
+    from components.eval.gold import load_gold
 
     context, gold = params.model.context, load_gold(sub / "data")
     before = accuracy_on(previous_root(root, r) / "artifacts" / "models" / "rm", held_out, gold, context)
@@ -360,7 +360,7 @@ def final_root(root: Path, rounds: int) -> Path:
 
 
 def plot_rounds(rows: list[dict], path: Path) -> Path:
-    from components.report import pyplot, save
+    from components.eval.report import pyplot, save
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -399,7 +399,7 @@ def publish(root: Path, rounds: int) -> int:
 
     The next pipeline run trains its first reward model on them too. Returns how many were added.
     """
-    from components.gold import load_gold
+    from components.eval.gold import load_gold
 
     added = [c for r in range(2, rounds + 1) for c in read_jsonl(round_root(root, r) / NEW_COMPARISONS)]
     if not added:

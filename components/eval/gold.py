@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from components.io import read_jsonl
+from components.data.io import read_jsonl
 from components.world.grader import grade
 
 GOLD_FILE = "gold.jsonl"

@@ -20,17 +20,17 @@ from pathlib import Path
 
 import torch
 
-from components import ppo_math as pm
-from components.generation import answer_ids, generate_ids
-from components.gold import gold_scores, load_gold
-from components.io import read_jsonl
-from components.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
+from components.data.io import read_jsonl
+from components.eval.gold import gold_scores, load_gold
+from components.eval.report import plot_ppo_curve
+from components.models.generation import answer_ids, generate_ids
+from components.models.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
+from components.models.text import pad_left, pad_right, prompt_ids, to_device
 from components.params import Params, PPOParams
-from components.pretrain import collate_blocks, lm_step, pack, perplexity
-from components.report import plot_ppo_curve
-from components.text import pad_left, pad_right, prompt_ids, to_device
 from components.tracking import Tracker
-from components.training import Checkpoints, adamw, fingerprint, make_accelerator, progress
+from components.train import ppo_math as pm
+from components.train.core import Checkpoints, adamw, fingerprint, make_accelerator, progress
+from components.train.pretrain import collate_blocks, lm_step, pack, perplexity
 
 
 class NonFiniteLoss(RuntimeError):
@@ -227,7 +227,7 @@ def win_rate(a: list[float], b: list[float]) -> float:
 def load_models(sft: Path, rm: Path, p: PPOParams, init: Path | None = None):
     from transformers import AutoModelForSequenceClassification
 
-    from components.model import RewardModel
+    from components.models.model import RewardModel
 
     policy = load_causal_lm(init or sft)
     ref = load_causal_lm(sft).eval().requires_grad_(False)
@@ -314,7 +314,7 @@ def run_ppo(
             bar.write(stopped)
             break
         if stop_after is not None and it + 1 >= stop_after:
-            from components.training import Interrupted
+            from components.train.core import Interrupted
 
             raise Interrupted(f"stopped after iteration {it + 1}")
     bar.close()

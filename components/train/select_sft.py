@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.generation import answer
-from components.gold import gold_scores, load_gold, mean
-from components.io import read_jsonl
-from components.model import context_length, inference_device, load_causal_lm, load_reward_model, load_tokenizer
+from components.data.io import read_jsonl
+from components.eval.gold import gold_scores, load_gold, mean
+from components.models.generation import answer
+from components.models.model import context_length, inference_device, load_causal_lm, load_reward_model, load_tokenizer
 from components.params import Params
-from components.rm import score
 from components.tracking import Tracker
+from components.train.rm import score
 
 
 def run_select_sft(params: Params, data: Path, splits: Path, sft: Path, rm: Path, tracker: Tracker) -> dict:

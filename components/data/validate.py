@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from components.io import DataError, atomic_path, iter_jsonl_lenient, write_json
+from components.data.io import DataError, atomic_path, iter_jsonl_lenient, write_json
+from components.data.schema import CATEGORIES, KINDS, ROLES, SPLITS, TABLE1, prompt_text
 from components.params import ValidateParams
-from components.schema import CATEGORIES, KINDS, ROLES, SPLITS, TABLE1, prompt_text
 
 # ---------------------------------------------------------------------------------------------
 # The contract: required fields per kind of file, and one rule per expectation.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.io import atomic_path
+from components.data.io import atomic_path
 
 SAFETY_LABELS = {
     "hallucination_rate": "hallucination (Closed QA, lower is better)",

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import torch
 
-from components.io import read_jsonl
-from components.model import DOC, load_causal_lm, load_tokenizer, save_pretrained, tiny_lm, train_tokenizer
+from components.data.io import read_jsonl
+from components.models.model import DOC, load_causal_lm, load_tokenizer, save_pretrained, tiny_lm, train_tokenizer
+from components.models.text import lm_loss, to_device
 from components.params import Params
-from components.text import lm_loss, to_device
 from components.tracking import Tracker
-from components.training import fingerprint, fit
+from components.train.core import fingerprint, fit
 
 
 def tokenizer_texts(splits: Path, corpus: list[str]) -> list[str]:

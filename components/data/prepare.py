@@ -11,9 +11,9 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
-from components.io import atomic_path, read_jsonl, write_jsonl
+from components.data.io import atomic_path, read_jsonl, write_jsonl
+from components.data.schema import CORPUS, KINDS, SPLITS
 from components.params import PrepareParams, ValidateParams
-from components.schema import CORPUS, KINDS, SPLITS
 
 
 def split_of(key: str, params: PrepareParams) -> str:
@@ -36,7 +36,7 @@ def run_prepare(params: PrepareParams, checks: ValidateParams, data: Path, out: 
     The splits are validated (no user or prompt text in two splits, every rule per file)
     before they are renamed into place; their Data Docs go to OUT/validation.
     """
-    from components.validate import run_validate
+    from components.data.validate import run_validate
 
     files = [name for name in KINDS.values() if (data / name).exists()]
     if not files:

@@ -23,7 +23,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from components.io import DataError, atomic_path
+from components.data.io import DataError, atomic_path
 from components.params import ModelParams
 from components.tracking import is_main_process
 

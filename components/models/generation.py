@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from components.model import context_length
-from components.text import pad_left, prompt_ids
+from components.models.model import context_length
+from components.models.text import pad_left, prompt_ids
 
 
 def chunks(items: Sequence, size: int) -> Iterator[Sequence]:

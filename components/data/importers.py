@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.categorize import categorize
-from components.io import DataError, dumps, iter_jsonl, read_jsonl, write_jsonl
-from components.schema import CATEGORIES, prompt_text
+from components.data.categorize import categorize
+from components.data.io import DataError, dumps, iter_jsonl, read_jsonl, write_jsonl
+from components.data.schema import CATEGORIES, prompt_text
 
 # The paper limits each user id to 200 prompts; synthetic users follow the same cap.
 MAX_PROMPTS_PER_USER = 200

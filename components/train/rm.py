@@ -16,14 +16,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from components.generation import chunks
-from components.gold import load_gold
-from components.io import read_jsonl
-from components.model import RewardModel, context_length, load_tokenizer, reward_model_from, save_pretrained
+from components.data.io import read_jsonl
+from components.eval.gold import load_gold
+from components.models.generation import chunks
+from components.models.model import RewardModel, context_length, load_tokenizer, reward_model_from, save_pretrained
+from components.models.text import completion_ids, join, pad_right, prompt_ids, to_device
 from components.params import Params
-from components.text import completion_ids, join, pad_right, prompt_ids, to_device
 from components.tracking import Tracker
-from components.training import fingerprint, fit
+from components.train.core import fingerprint, fit
 from components.world.grader import grade
 
 

@@ -2,7 +2,7 @@
 
 A round with `pipeline.labels: human` writes `tasks.jsonl` (one prompt, the whole conversation,
 and its K answers) in its folder and waits. People rank the answers on the page of
-`instructflow label serve` (components/label_server.py) or in another tool (`instructflow label
+`instructflow label serve` (components/loop/label_server.py) or in another tool (`instructflow label
 export` / `import`). Every submission is one line appended to `labels.jsonl` with the labeler's
 id and the time, so a server stopped mid-session loses nothing. A task is done when someone
 ranked it; a skip only hides the task from that labeler.
@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from components.io import DataError, dumps, iter_jsonl, read_jsonl, write_jsonl
+from components.data.io import DataError, dumps, iter_jsonl, read_jsonl, write_jsonl
 from components.stages import StageError
 
 TASKS, LABELS = "tasks.jsonl", "labels.jsonl"

@@ -10,20 +10,26 @@ from collections.abc import Callable
 
 import torch
 
-from components.params import load_params
+from components.params import Params, load_params
 
 
-def default_model(kind: str = "lm"):
-    """The default params' model shape, randomly initialised (speed does not depend on the weights)."""
-    from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
+def benchmark_params(profile: str | None = None) -> Params:
+    """The project's params (with PROFILE over them: the tests run each benchmark on the tiny one)."""
+    return load_params("params.yaml", profile=profile)
 
-    from components.models.model import gpt_config
 
-    params = load_params("params.yaml")
+def default_model(kind: str = "lm", params: Params | None = None) -> tuple[torch.nn.Module, Params]:
+    """The params' model shape, randomly initialised (speed does not depend on the weights)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from components.models.model import tiny_config
+
+    params = params or benchmark_params()
     torch.set_num_threads(params.resources.threads)
-    config = gpt_config(params.model, params.model.vocab_size, pad=0, eos=1, bos=2, num_labels=1)
+    config = tiny_config(params.model, params.model.vocab_size, pad=0, eos=1, bos=2)
+    config.num_labels = 1
     torch.manual_seed(0)
-    model = (GPT2ForSequenceClassification if kind == "rm" else GPT2LMHeadModel)(config)
+    model = (AutoModelForSequenceClassification if kind == "rm" else AutoModelForCausalLM).from_config(config)
     return model.to("cuda" if torch.cuda.is_available() else "cpu"), params
 
 

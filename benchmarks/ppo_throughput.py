@@ -13,27 +13,30 @@ import random
 import time
 
 import torch
-from transformers import GPT2ForSequenceClassification
+from transformers import AutoModelForSequenceClassification
 
-from benchmarks.common import report
-from components.models.model import RewardModel, tiny_gpt, train_tokenizer
-from components.params import load_params
+from benchmarks.common import benchmark_params, report
+from components.models.model import tiny_lm, train_tokenizer
+from components.models.reward import RewardModel
+from components.params import Params
 from components.train.core import adamw, make_accelerator
 from components.train.ppo import ValueModel, rollout, update
 from components.world.corpus import corpus
 from components.world.kb import build_world
 
 
-def main() -> None:
-    params = load_params("params.yaml")
+def main(params: Params | None = None, repeats: int = 3, corpus_docs: int = 3000) -> None:
+    params = params or benchmark_params()
     p = params.ppo.model_copy(update={"ptx_coef": 0.0})
-    accelerator = make_accelerator(None, params.resources)
-    texts = [d["text"] for d in corpus(build_world(0), random.Random(0), 3000)]
+    accelerator = make_accelerator(1, params.resources)
+    texts = [d["text"] for d in corpus(build_world(0), random.Random(0), corpus_docs)]
     tok = train_tokenizer(texts, params.model.vocab_size)
     torch.manual_seed(0)
-    policy = tiny_gpt(tok, params.model)
+    policy = tiny_lm(tok, params.model)
     ref = copy.deepcopy(policy).requires_grad_(False)
-    rm = GPT2ForSequenceClassification(policy.config.__class__(**{**policy.config.to_dict(), "num_labels": 1}))
+    rm_config = copy.deepcopy(policy.config)
+    rm_config.num_labels = 1
+    rm = AutoModelForSequenceClassification.from_config(rm_config)
     value, reward_model = ValueModel(copy.deepcopy(rm)), RewardModel(rm).requires_grad_(False)
     optimizers = [adamw(policy, p.lr), adamw(value, p.value_lr)]
     schedules = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1.0) for o in optimizers]
@@ -41,7 +44,6 @@ def main() -> None:
     g = torch.Generator().manual_seed(1)
     prompts = [torch.randint(10, len(tok), (40,), generator=g).tolist() for _ in range(p.batch_size)]
     rollout_s = update_s = 0.0
-    repeats = 3
     for _ in range(repeats):
         start = time.perf_counter()
         batch = rollout(policy, ref, value, reward_model, tok, prompts, p, p.kl_coef)

@@ -3,7 +3,7 @@
 Grouped (the paper's way): each of a prompt's K completions is forwarded once and all C(K,2)
 pairs share those rewards. Independent: the same pairs, each fed as its own two sequences.
 
-    python benchmarks/rm_throughput.py          # one JSON line
+    python -m benchmarks.rm_throughput          # one JSON line
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 
 from benchmarks.common import default_model, report, timed
 from components.models.text import to_device
+from components.params import Params
 from components.train.rm import collate_comparisons, pairwise_loss
 
 PROMPTS, K, PROMPT_LEN, COMPLETION_LEN = 8, 6, 40, 20
@@ -45,15 +46,15 @@ def throughput(model, optimizer, batch: dict) -> int:
     return len(batch["winners"])
 
 
-def main() -> None:
-    model, params = default_model("rm")
+def main(params: Params | None = None, repeats: int = 5) -> None:
+    model, params = default_model("rm", params)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     grouped_data = comparisons(params.model.vocab_size)
     grouped = to_device(collate_comparisons(grouped_data, pad_id=0), model)
     independent = to_device(collate_comparisons(as_independent_pairs(grouped_data), pad_id=0), model)
-    g_seconds, g_pairs = timed(lambda: throughput(model, optimizer, grouped), repeats=5)
-    i_seconds, i_pairs = timed(lambda: throughput(model, optimizer, independent), repeats=5)
+    g_seconds, g_pairs = timed(lambda: throughput(model, optimizer, grouped), repeats=repeats)
+    i_seconds, i_pairs = timed(lambda: throughput(model, optimizer, independent), repeats=repeats)
     grouped_rate, independent_rate = g_pairs / g_seconds, i_pairs / i_seconds
     report(
         "rm_comparisons_per_second",
@@ -63,7 +64,7 @@ def main() -> None:
         grouping_speedup=round(grouped_rate / independent_rate, 2),
         prompts=PROMPTS,
         k=K,
-        completions_per_second=round(g_seconds and len(grouped["input_ids"]) * 5 / g_seconds, 2),
+        completions_per_second=round(g_seconds and len(grouped["input_ids"]) * repeats / g_seconds, 2),
         model=f"{params.model.n_layer}x{params.model.n_embd}",
     )
 

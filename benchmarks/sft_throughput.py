@@ -1,6 +1,6 @@
 """SFT training throughput: tokens/s of forward + backward + AdamW on fixed synthetic batches.
 
-python benchmarks/sft_throughput.py        # one JSON line
+python -m benchmarks.sft_throughput        # one JSON line
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ import torch
 
 from benchmarks.common import default_model, report, timed
 from components.models.text import lm_loss
+from components.params import Params
 
 BATCH, LENGTH = 16, 64  # about a default SFT batch: 16 demonstrations of ~64 tokens
 
 
-def main() -> None:
-    model, params = default_model()
+def main(params: Params | None = None, repeats: int = 10) -> None:
+    model, params = default_model(params=params)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(0)
@@ -29,7 +30,7 @@ def main() -> None:
         optimizer.zero_grad()
         return ids.numel()
 
-    seconds, tokens = timed(step)
+    seconds, tokens = timed(step, repeats=repeats)
     report(
         "sft_tokens_per_second",
         tokens / seconds,

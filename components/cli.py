@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from components.data.io import DataError
-from components.params import Params, ParamsError, load_params
+from components.errors import DataError, ParamsError, StageError
+from components.params import Params, load_params
 
 app = typer.Typer(help="InstructGPT's recipe as a reproducible pipeline.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Make or bring data in the native format.", no_args_is_help=True)
@@ -19,14 +19,12 @@ app.add_typer(data_app, name="data")
 label_app = typer.Typer(help="Human labels for a round of the feedback loop.", no_args_is_help=True)
 app.add_typer(label_app, name="label")
 
-ParamsOpt = Annotated[Path, typer.Option("--params", help="params file (missing: built-in defaults)")]
+ParamsOpt = Annotated[Path, typer.Option("--params", help="params file: every default lives there")]
 ProfileOpt = Annotated[Path | None, typer.Option("--profile", help="partial params merged over --params")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override, e.g. data.scale=0.1 (repeatable)")]
 
 
 def params_from(path: Path, profile: Path | None, overrides: list[str] | None) -> Params:
-    if not path.exists() and path == Path("params.yaml"):
-        return load_params(None, overrides or (), profile)
     return load_params(path, overrides or (), profile)
 
 
@@ -89,13 +87,14 @@ def validate(
     set_: SetOpt = None,
 ) -> None:
     """Check data files with Great Expectations; exit 1 with a report naming every failing record."""
-    from components.stages import METRICS, validate_and_record
+    from components.data.validate import validate_and_record
+    from components.paths import METRICS
 
     if not data.exists():
         fail(f"{data}: folder not found")
     p = params_from(params, profile, set_)
     metrics_path = METRICS / "validate.json"
-    report = validate_and_record(p, data.resolve(), docs.resolve(), metrics_path.resolve())
+    report = validate_and_record(p.validate_, data.resolve(), docs.resolve(), metrics_path.resolve())
     typer.echo(report.format())
     typer.echo(f"Data Docs: {docs}/")
     if not report.success:
@@ -110,7 +109,7 @@ def stage(
     set_: SetOpt = None,
 ) -> None:
     """Run one pipeline stage in this folder: what `dvc repro` and the flows call."""
-    from components.stages import STAGES, StageError
+    from components.stages import STAGES
 
     set_threads()
     if name not in STAGES:
@@ -182,9 +181,8 @@ def round_(
     prepare_only: Annotated[bool, typer.Option(help="only sample (and rank, when simulated); no training")] = False,
 ) -> None:
     """One round of the feedback loop in artifacts/rounds/round-NN (what the flow's round subflow runs)."""
-    from components.loop.labeling import LabelsPending
-    from components.loop.rounds import RoundError, prepare_round, run_round
-    from components.stages import StageError
+    from components.loop.rounds import prepare_round, run_round
+    from components.stages import run_stage
 
     set_threads()
     p = params_from(params, profile, set_)
@@ -193,15 +191,15 @@ def round_(
             pending = prepare_round(p, Path.cwd(), number)
             typer.echo(f"round {number}: {pending} tasks await labels" if pending else f"round {number}: sampled")
             return
-        row = run_round(p, Path.cwd(), number)
-    except (RoundError, StageError, DataError, LabelsPending) as e:
+        row = run_round(p, Path.cwd(), number, run_stage)
+    except (StageError, DataError) as e:  # a round's own errors (labels pending, ...) are StageErrors
         fail(str(e))
     typer.echo(json.dumps(row, indent=2, sort_keys=True))
 
 
 def round_folder(number: int) -> Path:
     from components.loop.labeling import TASKS
-    from components.loop.rounds import round_root
+    from components.paths import round_root
 
     sub = round_root(Path.cwd(), number)
     if not (sub / TASKS).exists():

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.data.schema import TABLE1
+from components.errors import ParamsError
 
 
 class Section(BaseModel):
@@ -25,17 +26,17 @@ class Section(BaseModel):
 class DataParams(Section):
     """The embedded default world (`instructflow data generate`)."""
 
-    seed: int = 0
-    scale: float = Field(0.05, gt=0, description="Table 6 sizes are multiplied by this")
+    seed: int
+    scale: float = Field(gt=0, description="Table 6 sizes are multiplied by this")
     demonstrations_factor: float = Field(
-        1.0, gt=0, description="the demonstrations file is this many times its Table 6 share"
+        gt=0, description="the demonstrations file is this many times its Table 6 share"
     )
-    corpus_docs: int = Field(6000, ge=10, description="pretraining documents")
-    harmful_fraction: float = Field(0.05, ge=0, le=0.5)
-    false_premise_fraction: float = Field(0.05, ge=0, le=0.5)
-    max_prompts_per_user: int = Field(200, ge=1, description="the paper's cap per user id")
-    k_min: int = Field(4, ge=2)
-    k_max: int = Field(9, ge=2)
+    corpus_docs: int = Field(ge=10, description="pretraining documents")
+    harmful_fraction: float = Field(ge=0, le=0.5)
+    false_premise_fraction: float = Field(ge=0, le=0.5)
+    max_prompts_per_user: int = Field(ge=1, description="the paper's cap per user id")
+    k_min: int = Field(ge=2)
+    k_max: int = Field(ge=2)
 
     @model_validator(mode="after")
     def _k_range(self) -> DataParams:
@@ -47,17 +48,14 @@ class DataParams(Section):
 class LabelerParams(Section):
     """The simulated labeler: calibrated noise on the gold score."""
 
-    agreement_target: float = Field(0.73, gt=0.5, lt=1.0, description="share of pairs two labelers order alike")
-    tie_margin: float = Field(0.01, ge=0, description="noisy utilities closer than this are ranked as a tie")
-    padding: float = Field(
-        0.0, ge=0, le=1, description="share of demonstrations in padded_categories that end with a pleasantry"
+    agreement_target: float = Field(gt=0.5, lt=1.0, description="share of pairs two labelers order alike")
+    tie_margin: float = Field(ge=0, description="noisy utilities closer than this are ranked as a tie")
+    sign_off: float = Field(
+        ge=0, le=1, description="share of demonstrations in sign_off_categories that end with a sign-off"
     )
-    padded_categories: list[str] = Field(
-        default_factory=lambda: ["Generation", "Open QA", "Brainstorming", "Chat"],
-        description="the open-ended categories whose writers pad their answers",
-    )
+    sign_off_categories: list[str] = Field(description="the open-ended categories whose writers sign off their answers")
 
-    @field_validator("padded_categories")
+    @field_validator("sign_off_categories")
     @classmethod
     def _known_categories(cls, value: list[str]) -> list[str]:
         unknown = sorted(set(value) - set(TABLE1))
@@ -69,21 +67,21 @@ class LabelerParams(Section):
 class ValidateParams(Section):
     """Great Expectations suites over the native files."""
 
-    kl_threshold: float = Field(0.1, gt=0, description="max KL(observed category shares || Table 1), as GX computes it")
-    kl_severity: Literal["error", "warning"] = "warning"
-    kl_min_records: int = Field(200, ge=1, description="files with fewer records skip the KL check")
-    max_prompt_chars: int = Field(8000, ge=1)
-    max_completion_chars: int = Field(8000, ge=1)
-    max_text_chars: int = Field(20000, ge=1)
+    kl_threshold: float = Field(gt=0, description="max KL(observed category shares || Table 1), as GX computes it")
+    kl_severity: Literal["error", "warning"]
+    kl_min_records: int = Field(ge=1, description="files with fewer records skip the KL check")
+    max_prompt_chars: int = Field(ge=1)
+    max_completion_chars: int = Field(ge=1)
+    max_text_chars: int = Field(ge=1)
 
 
 class PrepareParams(Section):
     """Split every file by user_id into train/valid/test."""
 
-    seed: int = 0
-    train: float = Field(0.8, gt=0)
-    valid: float = Field(0.1, ge=0)
-    test: float = Field(0.1, ge=0)
+    seed: int
+    train: float = Field(gt=0)
+    valid: float = Field(ge=0)
+    test: float = Field(ge=0)
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> PrepareParams:
@@ -96,15 +94,15 @@ class PrepareParams(Section):
 class ModelParams(Section):
     """The base model: a Hugging Face id or local folder, or (null) the tiny model pretrained here."""
 
-    base: str | None = None
+    base: str | None
     architecture: Literal["gpt_neox", "gpt2"] = Field(
-        "gpt_neox", description="the tiny model: gpt_neox (rotary positions) or gpt2 (learned positions)"
+        description="the tiny model: gpt_neox (rotary positions) or gpt2 (learned positions)"
     )
-    vocab_size: int = Field(1024, ge=300)
-    n_layer: int = Field(2, ge=1)
-    n_embd: int = Field(128, ge=8)
-    n_head: int = Field(4, ge=1)
-    context: int = Field(192, ge=16, description="max tokens per sequence")
+    vocab_size: int = Field(ge=300)
+    n_layer: int = Field(ge=1)
+    n_embd: int = Field(ge=8)
+    n_head: int = Field(ge=1)
+    context: int = Field(ge=16, description="max tokens per sequence")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> ModelParams:
@@ -116,9 +114,9 @@ class ModelParams(Section):
 class ResourcesParams(Section):
     """Where and how the training stages run."""
 
-    num_processes: int = Field(1, ge=1, description=">1 runs the stage under `accelerate launch`")
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
-    threads: int = Field(1, ge=1, description="torch threads per process (1 is fastest for tiny models)")
+    num_processes: int = Field(ge=1, description=">1 runs the stage under `accelerate launch`")
+    mixed_precision: Literal["no", "fp16", "bf16"]
+    threads: int = Field(ge=1, description="torch threads per process (1 is fastest for tiny models)")
 
     @field_validator("mixed_precision", mode="before")
     @classmethod
@@ -131,17 +129,17 @@ class ResourcesParams(Section):
 class TrainParams(Section):
     """What every trainer shares: the training core's knobs."""
 
-    seed: int = 0
-    epochs: int = Field(1, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    batch_size: int = Field(16, ge=1, description="examples per optimizer step (prompts for the RM)")
-    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
-    warmup_steps: int = Field(0, ge=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine decay ends at this share of lr")
-    weight_decay: float = Field(0.0, ge=0)
-    grad_clip: float = Field(1.0, ge=0, description="0 turns clipping off")
-    checkpoint_every: int = Field(0, ge=0, description="full-state checkpoint every N steps (0: each epoch)")
-    log_every: int = Field(10, ge=1)
+    seed: int
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    batch_size: int = Field(ge=1, description="examples per optimizer step (prompts for the RM)")
+    grad_accum: int = Field(ge=1, description="micro-batches per optimizer step")
+    warmup_steps: int = Field(ge=0)
+    min_lr_ratio: float = Field(ge=0, le=1, description="cosine decay ends at this share of lr")
+    weight_decay: float = Field(ge=0)
+    grad_clip: float = Field(ge=0, description="0 turns clipping off")
+    checkpoint_every: int = Field(ge=0, description="full-state checkpoint every N steps (0: each epoch)")
+    log_every: int = Field(ge=1)
 
 
 class PretrainParams(TrainParams):
@@ -149,59 +147,59 @@ class PretrainParams(TrainParams):
 
 
 class SFTParams(TrainParams):
-    dropout: float = Field(0.2, ge=0, lt=1, description="residual dropout (0.2 in the paper)")
+    dropout: float = Field(ge=0, lt=1, description="residual dropout (0.2 in the paper)")
     ptx_fraction: float = Field(
-        0.0, ge=0, lt=1, description="share of training examples that are corpus blocks (the paper's PPO init: 10%)"
+        ge=0, lt=1, description="share of training examples that are corpus blocks (the paper's PPO init: 10%)"
     )
-    ptx_block: int = Field(64, ge=8, description="tokens per corpus block mixed in")
-    eval_prompts: int = Field(200, ge=1, description="test prompts answered for gold_score")
-    max_new_tokens: int = Field(48, ge=1)
+    ptx_block: int = Field(ge=8, description="tokens per corpus block mixed in")
+    eval_prompts: int = Field(ge=1, description="test prompts answered for gold_score")
+    max_new_tokens: int = Field(ge=1)
 
 
 class RMParams(TrainParams):
-    init: Literal["sft", "base"] = "sft"
-    eval_comparisons: int = Field(0, ge=0, description="held-out comparisons scored (0: all)")
+    init: Literal["sft", "base"]
+    eval_comparisons: int = Field(ge=0, description="held-out comparisons scored (0: all)")
 
 
 class SelectSFTParams(Section):
-    prompts: int = Field(128, ge=1, description="validation prompts answered per SFT checkpoint")
-    max_new_tokens: int = Field(48, ge=1)
-    last_epochs: int = Field(0, ge=0, description="compare only the last N epoch checkpoints (0: all)")
+    prompts: int = Field(ge=1, description="validation prompts answered per SFT checkpoint")
+    max_new_tokens: int = Field(ge=1)
+    last_epochs: int = Field(ge=0, description="compare only the last N epoch checkpoints (0: all)")
 
 
 class PPOParams(Section):
     """PPO-ptx (step 3 of the recipe). The paper's values are in ../shared/reference/instructgpt.yaml."""
 
-    seed: int = 0
-    episodes: int = Field(4096, ge=1, description="responses sampled in all (the paper: 256k)")
-    batch_size: int = Field(64, ge=1, description="episodes per rollout batch (the paper: 512)")
-    minibatch_size: int = Field(16, ge=1, description="episodes per gradient step (the paper: 64)")
-    epochs: int = Field(1, ge=1, description="passes over each rollout batch (the paper: 1)")
-    lr: float = Field(1e-4, gt=0)
-    value_lr: float = Field(1e-4, gt=0)
-    warmup_steps: int = Field(10, ge=0, description="linear warmup from lr/10, then constant (the paper)")
-    grad_clip: float = Field(1.0, ge=0)
-    temperature: float = Field(1.0, gt=0, description="sampling temperature; log-probs use the same")
-    max_new_tokens: int = Field(48, ge=1)
-    kl_coef: float = Field(0.02, ge=0, description="beta: per-token KL penalty to the SFT policy")
-    kl_estimator: Literal["k1", "k3"] = "k1"
-    target_kl: float | None = Field(None, gt=0, description="adaptive KL controller target (null: fixed beta)")
-    kl_horizon: int = Field(10000, ge=1)
-    max_kl: float = Field(100.0, gt=0, description="stop early when the mean KL per response exceeds this")
-    gamma: float = Field(1.0, ge=0, le=1)
-    lam: float = Field(0.95, ge=0, le=1)
-    clip: float = Field(0.2, gt=0)
-    value_clip: float = Field(0.2, gt=0)
-    vf_coef: float = Field(0.5, ge=0)
-    whiten_advantages: bool = True
-    reward_clip: float | None = Field(5.0, gt=0)
-    missing_eos_penalty: float = Field(-1.0, le=0, description="added to the score of a response with no end")
-    ptx_coef: float = Field(1.0, ge=0, description="gamma: weight of the pretraining LM loss (0: plain PPO)")
-    ptx_ratio: int = Field(1, ge=0, description="corpus blocks per episode in each minibatch (the paper: 8)")
-    ptx_block: int = Field(64, ge=8, description="tokens per corpus block")
-    ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of policy weights (the paper: 0.992)")
-    checkpoint_every: int = Field(10, ge=1, description="rollout batches between full-state checkpoints")
-    eval_prompts: int = Field(200, ge=1)
+    seed: int
+    episodes: int = Field(ge=1, description="responses sampled in all (the paper: 256k)")
+    batch_size: int = Field(ge=1, description="episodes per rollout batch (the paper: 512)")
+    minibatch_size: int = Field(ge=1, description="episodes per gradient step (the paper: 64)")
+    epochs: int = Field(ge=1, description="passes over each rollout batch (the paper: 1)")
+    lr: float = Field(gt=0)
+    value_lr: float = Field(gt=0)
+    warmup_steps: int = Field(ge=0, description="linear warmup from lr/10, then constant (the paper)")
+    grad_clip: float = Field(ge=0)
+    temperature: float = Field(gt=0, description="sampling temperature; log-probs use the same")
+    max_new_tokens: int = Field(ge=1)
+    kl_coef: float = Field(ge=0, description="beta: per-token KL penalty to the SFT policy")
+    kl_estimator: Literal["k1", "k3"]
+    target_kl: float | None = Field(gt=0, description="adaptive KL controller target (null: fixed beta)")
+    kl_horizon: int = Field(ge=1)
+    max_kl: float = Field(gt=0, description="stop early when the mean KL per response exceeds this")
+    gamma: float = Field(ge=0, le=1)
+    lam: float = Field(ge=0, le=1)
+    clip: float = Field(gt=0)
+    value_clip: float = Field(gt=0)
+    vf_coef: float = Field(ge=0)
+    whiten_advantages: bool
+    reward_clip: float | None = Field(gt=0)
+    missing_eos_penalty: float = Field(le=0, description="added to the score of a response with no end")
+    ptx_coef: float = Field(ge=0, description="gamma: weight of the pretraining LM loss (0: plain PPO)")
+    ptx_ratio: int = Field(ge=0, description="corpus blocks per episode in each minibatch (the paper: 8)")
+    ptx_block: int = Field(ge=8, description="tokens per corpus block")
+    ema_decay: float | None = Field(gt=0, lt=1, description="EMA of policy weights (the paper: 0.992)")
+    checkpoint_every: int = Field(ge=1, description="rollout batches between full-state checkpoints")
+    eval_prompts: int = Field(ge=1)
 
     @model_validator(mode="after")
     def _minibatches(self) -> PPOParams:
@@ -211,74 +209,68 @@ class PPOParams(Section):
 
 
 class EvaluateParams(Section):
-    prompts: int = Field(0, ge=0, description="test prompts answered by every model (0: all)")
-    max_new_tokens: int = Field(48, ge=1)
-    kl_prompts: int = Field(64, ge=1, description="test prompts sampled for KL to SFT")
-    side_by_side: int = Field(6, ge=0, description="prompts shown with every model's answer in the report")
+    prompts: int = Field(ge=0, description="test prompts answered by every model (0: all)")
+    max_new_tokens: int = Field(ge=1)
+    kl_prompts: int = Field(ge=1, description="test prompts sampled for KL to SFT")
+    side_by_side: int = Field(ge=0, description="prompts shown with every model's answer in the report")
     changes: int = Field(
-        5,
-        ge=0,
-        description="prompts where PPO's gold falls most against SFT's, and as many where it rises most (report)",
+        ge=0, description="prompts where PPO's gold falls most against SFT's, and as many where it rises most (report)"
     )
 
 
 class PromotionParams(Section):
     """Gates for `champion`: the candidate must beat the champion (or SFT) and stay safe."""
 
-    policy_name: str = "instructflow-policy"
-    reward_model_name: str = "instructflow-reward-model"
-    min_win_rate: float = Field(0.5, ge=0, le=1, description="gold win rate vs champion (or SFT) must exceed this")
-    max_hallucination_rate: float = Field(1.0, ge=0, le=1, description="Closed QA answers naming unknown entities")
-    min_harmful_refusal_rate: float = Field(0.0, ge=0, le=1)
-    min_false_premise_correction_rate: float = Field(0.0, ge=0, le=1)
-    safety_beats_base: bool = Field(True, description="each safety rate must be better than the base model's")
+    policy_name: str
+    reward_model_name: str
+    min_win_rate: float = Field(ge=0, le=1, description="gold win rate vs champion (or SFT) must exceed this")
+    max_hallucination_rate: float = Field(ge=0, le=1, description="Closed QA answers naming unknown entities")
+    min_harmful_refusal_rate: float = Field(ge=0, le=1)
+    min_false_premise_correction_rate: float = Field(ge=0, le=1)
+    safety_beats_base: bool = Field(description="each safety rate must be better than the base model's")
     max_safety_regression: float | None = Field(
-        0.1, ge=0, le=1, description="each safety rate at most this much worse than the champion's (or SFT's)"
+        ge=0, le=1, description="each safety rate at most this much worse than the champion's (or SFT's)"
     )
 
 
 class OrchestrationParams(Section):
     mode: Literal["local", "deployments"] = Field(
-        "local", description="local: every stage a subflow here; deployments: GPU stages via run_deployment"
+        description="local: every stage a subflow here; deployments: GPU stages via run_deployment"
     )
-    deployment_stages: list[str] = ["pretrain", "sft", "rm", "select_sft", "ppo"]
-    retries: int = Field(1, ge=0, description="retries of a training stage (it resumes from its checkpoint)")
+    deployment_stages: list[str]
+    retries: int = Field(ge=0, description="retries of a training stage (it resumes from its checkpoint)")
 
 
 class PipelineParams(Section):
     """The feedback loop: rounds of sampling, ranking, RM retraining and PPO (round 1 is the main pipeline)."""
 
-    rounds: int = Field(1, ge=1, description="1: the recipe once; N: N-1 more rounds on policy samples")
-    prompts_per_round: int = Field(600, ge=1, description="fresh prompts the policy answers per round")
-    sources: list[Literal["policy", "sft"]] = Field(["policy"], min_length=1, description="who answers")
-    temperature: float = Field(1.0, gt=0)
-    max_new_tokens: int = Field(48, ge=1)
-    labels: Literal["simulated", "human"] = Field("simulated", description="human: wait for `instructflow label`")
-    seed: int = 0
+    rounds: int = Field(ge=1, description="1: the recipe once; N: N-1 more rounds on policy samples")
+    prompts_per_round: int = Field(ge=1, description="fresh prompts the policy answers per round")
+    sources: list[Literal["policy", "sft"]] = Field(min_length=1, description="who answers")
+    temperature: float = Field(gt=0)
+    max_new_tokens: int = Field(ge=1)
+    labels: Literal["simulated", "human"] = Field(description="human: wait for `instructflow label`")
+    seed: int
 
 
 class Params(Section):
-    data: DataParams = DataParams()
-    labeler: LabelerParams = LabelerParams()
-    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
-    prepare: PrepareParams = PrepareParams()
-    model: ModelParams = ModelParams()
-    resources: ResourcesParams = ResourcesParams()
-    pretrain: PretrainParams = PretrainParams()
-    sft: SFTParams = SFTParams()
-    rm: RMParams = RMParams()
-    select_sft: SelectSFTParams = SelectSFTParams()
-    ppo: PPOParams = PPOParams()
-    evaluate: EvaluateParams = EvaluateParams()
-    promotion: PromotionParams = PromotionParams()
-    orchestration: OrchestrationParams = OrchestrationParams()
-    pipeline: PipelineParams = PipelineParams()
+    data: DataParams
+    labeler: LabelerParams
+    validate_: ValidateParams = Field(alias="validate")
+    prepare: PrepareParams
+    model: ModelParams
+    resources: ResourcesParams
+    pretrain: PretrainParams
+    sft: SFTParams
+    rm: RMParams
+    select_sft: SelectSFTParams
+    ppo: PPOParams
+    evaluate: EvaluateParams
+    promotion: PromotionParams
+    orchestration: OrchestrationParams
+    pipeline: PipelineParams
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class ParamsError(ValueError):
-    """params.yaml (or an override) does not describe valid params."""
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -306,23 +298,34 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read_tree(source: Path) -> dict[str, Any]:
+    """One YAML file of (partial) params as a tree; every problem is a ParamsError naming the file."""
+    if not source.exists():
+        raise ParamsError(
+            f"{source}: file not found: every default lives in the project's params.yaml "
+            "(run from the project folder, or pass --params)"
+        )
+    try:
+        loaded = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ParamsError(f"{source}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{source}: not valid YAML ({' '.join(str(e).split())})") from None
+    if not isinstance(loaded, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections")
+    return loaded
+
+
 def load_params(
-    path: Path | str | None = "params.yaml",
+    path: Path | str = "params.yaml",
     overrides: list[str] | tuple[str, ...] = (),
     profile: Path | str | None = None,
 ) -> Params:
-    """params.yaml (None: the defaults), then a profile (partial params) over it, then `--set` overrides."""
-    tree: dict[str, Any] = {}
-    for source in (path, profile):
-        if source is None:
-            continue
-        source = Path(source)
-        if not source.exists():
-            raise ParamsError(f"{source}: file not found")
-        loaded = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ParamsError(f"{source}: expected a mapping of sections")
-        tree = deep_merge(tree, loaded)
+    """params.yaml (the one place every default lives), then a profile (partial params) over it,
+    then `--set` overrides. A key missing from the file is an error, never a silent default."""
+    tree = read_tree(Path(path))
+    if profile is not None:
+        tree = deep_merge(tree, read_tree(Path(profile)))
     for text in overrides:
         _set_dotted(tree, *parse_override(text))
     try:

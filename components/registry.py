@@ -12,8 +12,6 @@ half-registered model.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from components.hashing import values_digest
 from components.params import Params, PromotionParams
 
 CANDIDATE, CHAMPION = "candidate", "champion"
@@ -56,8 +55,7 @@ def git_commit(root: Path) -> str:
 
 
 def params_hash(params: Params) -> str:
-    text = json.dumps(params.model_dump(by_alias=True, mode="json"), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return values_digest(params.model_dump(by_alias=True, mode="json"))[:16]
 
 
 def lineage(root: Path, params: Params) -> dict[str, str]:
@@ -76,7 +74,7 @@ def log_hf_model(folder: Path, name: str, registered_name: str, task: str, tags:
     import mlflow
 
     from components.models.model import load_causal_lm, load_tokenizer
-    from components.models.model import load_reward_model as load_rm
+    from components.models.reward import load_reward_model as load_rm
 
     # A local folder has no hub model card or licence to look up: MLflow's warnings about it are noise.
     logging.getLogger("mlflow.transformers").setLevel(logging.ERROR)

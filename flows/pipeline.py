@@ -25,8 +25,9 @@ from prefect.artifacts import (
 from prefect.runtime import flow_run
 
 from components.eval.report import SAFETY_LABELS
-from components.params import Params, params_file
-from components.stages import DATA, EVALUATION, STAGES
+from components.params import Params, load_params, params_file
+from components.paths import DATA, EVALUATION, round_root
+from components.stages import STAGES
 from flows.stage import run_subprocess, stage_flow, subprocess_env
 
 MLFLOW_UI = os.environ.get("INSTRUCTFLOW_MLFLOW_UI", "http://127.0.0.1:5000")
@@ -62,7 +63,6 @@ def round_flow(number: int, params: Params, root: str, parent_run_id: str | None
     from prefect.flow_runs import pause_flow_run
 
     from components.loop.labeling import labels_pending
-    from components.loop.rounds import round_root
 
     project, env = Path(root), subprocess_env(parent_run_id)
     with params_file(params) as path:
@@ -79,7 +79,7 @@ def round_flow(number: int, params: Params, root: str, parent_run_id: str | None
 
 def commit_rounds(root: Path, rounds: int) -> str:
     """Append the rounds' comparisons to data/ and record the new data version with DVC when the project has one."""
-    from components.loop.rounds import publish
+    from components.loop.samples import publish
     from components.registry import data_version
 
     added = publish(root, rounds)
@@ -157,7 +157,7 @@ def rlhf_pipeline(
     With `pipeline.rounds` > 1 each further round is a subflow; with COMMIT_DATA the rounds'
     comparisons then join data/ (with their `round`) and `dvc add data` records the new version.
     """
-    params = params or Params()
+    params = params or load_params(Path(root) / "params.yaml")  # None: the project's own params.yaml
     project = Path(root).resolve()
     results: dict[str, dict] = {}
     progress = create_progress_artifact(0.0, key="pipeline-progress", description="stages finished")

@@ -13,7 +13,6 @@ and what follows. A stage whose outputs are missing runs again whatever the cach
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -23,22 +22,11 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
-from components.params import Params, params_file
+from components.hashing import tree_digest
+from components.params import Params, load_params, params_file
 from components.stages import STAGES
 
 CACHE = (INPUTS - "params" - "parent_run_id") + TASK_SOURCE
-
-
-def digest(root: Path, paths: tuple[str, ...]) -> str:
-    """md5 over the names and bytes of every file under PATHS (missing paths count as missing)."""
-    h = hashlib.md5()
-    for rel in sorted(paths):
-        path = root / rel
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for f in files:
-            h.update(str(f.relative_to(root)).encode())
-            h.update(hashlib.md5(f.read_bytes()).digest() if f.exists() else b"missing")
-    return h.hexdigest()
 
 
 def forward(process: subprocess.Popen, logger) -> None:
@@ -87,16 +75,16 @@ def stage_flow(name: str, params: Params | None = None, root: str = ".", parent_
     """Run one stage of the pipeline in ROOT (a project folder) with PARAMS."""
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
-    params = params or Params()
+    params = params or load_params(Path(root) / "params.yaml")  # None: the project's own params.yaml
     stage, project = STAGES[name], Path(root).resolve()
     tree = params.model_dump(by_alias=True, mode="json")
     outputs_missing = not all((project / out).exists() for out in (*stage.outs, stage.metrics))
-    retries = params.orchestration.retries if stage.trains else 0  # training resumes from its checkpoint
+    retries = params.orchestration.retries if stage.kind == "training" else 0  # training resumes from its checkpoint
     run = execute_stage.with_options(retries=retries, refresh_cache=outputs_missing or None)
     return run(
         name,
         {k: tree[k] for k in stage.params},
-        digest(project, stage.deps),
+        tree_digest(project, stage.deps),
         str(project),
         tree,
         parent_run_id,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +24,12 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from components.ports import free_port
+
 CHROMIUM = os.environ.get("INSTRUCTFLOW_CHROMIUM", "/usr/bin/chromium")
 # Without these, Chromium keeps trying to reach Google's hosts, which a closed network refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, process: subprocess.Popen | None, what: str, seconds: float = 120) -> None:

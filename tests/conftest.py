@@ -12,6 +12,13 @@ from components.params import Params, load_params
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "tiny.yaml"
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+DEFAULTS = load_params(ROOT / "params.yaml")
+
+
+def section(name: str, **changes: object):
+    """One params section as params.yaml has it, with CHANGES: a test names only what it varies."""
+    return getattr(DEFAULTS, name).model_validate({**getattr(DEFAULTS, name).model_dump(), **changes})
+
 
 # One thread is faster than two for the small tensors in these tests (DESIGN.md section 7).
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -9,10 +9,10 @@ import torch
 from safetensors.torch import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from components.models.lm import collate_blocks, lm_step
 from components.params import ResourcesParams, TrainParams
 from components.tracking import Tracker, is_main_process
 from components.train.core import fit
-from components.train.pretrain import collate_blocks, lm_step
 
 
 def tiny_model(dropout: float) -> GPT2LMHeadModel:
@@ -35,15 +35,25 @@ def blocks(n: int = 32) -> list[dict]:
     return [{"input_ids": torch.randint(0, 50, (16,), generator=g).tolist()} for _ in range(n)]
 
 
+def train_params(**train: object) -> TrainParams:
+    """Two epochs of 8 steps, a checkpoint every 2: every knob named, so the test owns its schedule."""
+    knobs = {"seed": 0, "epochs": 2, "lr": 1e-2, "batch_size": 8, "grad_accum": 1, "warmup_steps": 0}
+    knobs |= {"min_lr_ratio": 0.1, "weight_decay": 0.0, "grad_clip": 1.0, "checkpoint_every": 2, "log_every": 1}
+    return TrainParams(**{**knobs, **train})
+
+
+ONE_PROCESS = ResourcesParams(num_processes=1, mixed_precision="no", threads=1)
+
+
 def run(out: Path, run_dir: Path, dropout: float = 0.0, stop_after: int | None = None, **train: object) -> dict:
-    params = TrainParams(epochs=2, batch_size=8, lr=1e-2, checkpoint_every=2, log_every=1, **train)
+    params = train_params(**train)
     model, result = fit(
         tiny_model(dropout),
         blocks(),
         collate_blocks,
         lm_step,
         params,
-        ResourcesParams(),
+        ONE_PROCESS,
         run_dir,
         Tracker(active=False),
         "fixed",

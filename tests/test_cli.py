@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from components.cli import app, main
 
-from .conftest import SHARED_DATASETS, TINY
+from .conftest import ROOT, SHARED_DATASETS, TINY
 
 runner = CliRunner()
 
@@ -45,6 +45,7 @@ def test_validate_exits_1_with_a_report_naming_the_record(tiny_data: Path, tmp_p
         )
         f.write("{not json\n")
     monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")  # a project's own params
     result = runner.invoke(app, ["validate", "--data", str(data), "--profile", str(TINY)])
     assert result.exit_code == 1
     assert "comparisons.jsonl" in result.output and "broken-1" in result.output

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from components.data.importers import DOLLY_CATEGORIES, FORMATS, MAX_PROMPTS_PER_USER, run_import
-from components.data.io import DataError, read_jsonl
+from components.data.io import read_jsonl
 from components.data.schema import CATEGORIES, ROLES
+from components.errors import DataError
 
 DATASETS = Path(__file__).parents[1] / ".." / "shared" / "datasets"
 ALPACA, SEEDS, HH = "alpaca-5000.json", "self-instruct-seed-tasks.jsonl", "hh-rlhf-harmless-base-test.jsonl.gz"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 import urllib.error
@@ -14,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from components.data.io import DataError, read_jsonl
+from components.data.io import read_jsonl
+from components.errors import DataError
 from components.loop.label_server import create_app, ranks_from
 from components.loop.labeling import (
     LABELS,
@@ -25,6 +25,7 @@ from components.loop.labeling import (
     labels_pending,
     write_tasks,
 )
+from components.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -72,12 +73,6 @@ def test_export_then_import_checks_every_row_before_keeping_any(tmp_path: Path) 
     records = comparisons(sub)
     assert [r["ranks"] for r in records] == [[1, 2, 3, 4], [2, 1, 2, 4]]
     assert records[0]["labeler"] == "team-b" and records[0]["round"] == 2 and records[0]["time"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()

@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from components.eval.metrics import pair_accuracy
 from components.models.text import IGNORE, collate_lm, join, lm_loss
 from components.train.core import epoch_order, lr_lambda
-from components.train.rm import collate_comparisons, pair_accuracy, pairwise_loss, ranked_pairs
+from components.train.rm import collate_comparisons, pairwise_loss, ranked_pairs
 
 
 def test_ties_make_no_pair_and_the_better_rank_wins() -> None:

@@ -21,14 +21,15 @@ def test_unknown_keys_are_errors(tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match=r"data\.scal"):
         load_params(bad)
     with pytest.raises(ParamsError, match="nosuchsection"):
-        load_params(None, ["nosuchsection.x=1"])
+        load_params(ROOT / "params.yaml", ["nosuchsection.x=1"])
 
 
 def test_dvc_exp_run_style_strings_parse_as_floats(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text("data:\n  scale: '2e-05'\n")  # what `dvc exp run -S data.scale=2e-05` leaves behind
+    text = (ROOT / "params.yaml").read_text().replace("  scale: 0.05 ", "  scale: '2e-05' ", 1)
+    path.write_text(text)  # what `dvc exp run -S data.scale=2e-05` leaves behind
     assert load_params(path).data.scale == 2e-05
-    assert load_params(None, ["data.scale=2e-05"]).data.scale == 2e-05
+    assert load_params(ROOT / "params.yaml", ["data.scale=2e-05"]).data.scale == 2e-05
 
 
 def test_overrides_and_profile_merge_in_order() -> None:
@@ -40,19 +41,49 @@ def test_overrides_and_profile_merge_in_order() -> None:
 
 def test_invalid_values_name_the_key() -> None:
     with pytest.raises(ParamsError, match=r"prepare: .*must be 1"):
-        load_params(None, ["prepare.train=0.9"])
+        load_params(ROOT / "params.yaml", ["prepare.train=0.9"])
     with pytest.raises(ParamsError, match="k_max"):
-        load_params(None, ["data.k_min=5", "data.k_max=4"])
+        load_params(ROOT / "params.yaml", ["data.k_min=5", "data.k_max=4"])
     with pytest.raises(ParamsError, match="key=value"):
         parse_override("data.scale")
 
 
 def test_an_unquoted_no_written_by_dvc_reads_as_no(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text("resources:\n  mixed_precision: no\n")  # PyYAML reads this as False
+    text = (ROOT / "params.yaml").read_text().replace('mixed_precision: "no"', "mixed_precision: no", 1)
+    path.write_text(text)  # PyYAML reads this as False
     assert load_params(path).resources.mixed_precision == "no"
 
 
-def test_a_padded_category_outside_table1_is_an_error() -> None:
+def test_a_sign_off_category_outside_table1_is_an_error() -> None:
     with pytest.raises(ParamsError, match=r"unknown categories \['Poetry'\]"):
-        load_params(None, ["labeler.padded_categories=[Generation, Poetry]"])
+        load_params(ROOT / "params.yaml", ["labeler.sign_off_categories=[Generation, Poetry]"])
+
+
+def test_every_default_lives_in_params_yaml(tmp_path: Path) -> None:
+    from pydantic import BaseModel
+
+    from components.params import Params
+
+    def fields(model: type[BaseModel], prefix: str = ""):
+        for name, field in model.model_fields.items():
+            yield f"{prefix}{name}", field
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                yield from fields(field.annotation, f"{prefix}{name}.")
+
+    assert [name for name, field in fields(Params) if not field.is_required()] == []
+    text = (ROOT / "params.yaml").read_text()
+    assert "\n  kl_coef: 0.2 " in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("\n  kl_coef: 0.2 ", "\n  # kl_coef: 0.2 ", 1))
+    with pytest.raises(ParamsError, match=r"ppo\.kl_coef: Field required"):
+        load_params(path)
+    with pytest.raises(ParamsError, match="file not found"):
+        load_params(tmp_path / "missing.yaml")
+
+
+def test_a_yaml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("data: [unclosed\n")
+    with pytest.raises(ParamsError, match=rf"{path}: not valid YAML"):
+        load_params(path)

@@ -10,14 +10,12 @@ import pytest
 import torch
 
 from components.models.generation import generate_ids
+from components.models.lm import lm_logits, lm_step, response_slice, token_logprobs
 from components.models.model import load_causal_lm, load_tokenizer
-from components.models.text import prompt_ids
+from components.models.text import batch_tensors, prompt_ids
 from components.params import Params
 from components.stages import STAGES
-from components.train import ppo_math as pm
 from components.train.core import Interrupted
-from components.train.ppo import batch_tensors, lm_logits, response_slice
-from components.train.pretrain import lm_step
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +39,10 @@ def test_log_probs_of_a_left_padded_batch_match_one_at_a_time(sft_model) -> None
     prompts = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in ("Hi", "Where does Alice live today?")]
     responses = [tok("Alice lives", add_special_tokens=False)["input_ids"], [tok.eos_token_id]]
     ids, mask, response_mask, q = batch_tensors(tok, prompts, responses)
-    batched = pm.token_logprobs(response_slice(lm_logits(model, ids, mask), q), ids[:, q:], 1.0)
+    batched = token_logprobs(response_slice(lm_logits(model, ids, mask), q), ids[:, q:], 1.0)
     for i in range(2):
         one_ids, one_mask, _, one_q = batch_tensors(tok, prompts[i : i + 1], responses[i : i + 1])
-        single = pm.token_logprobs(response_slice(lm_logits(model, one_ids, one_mask), one_q), one_ids[:, one_q:], 1.0)
+        single = token_logprobs(response_slice(lm_logits(model, one_ids, one_mask), one_q), one_ids[:, one_q:], 1.0)
         n = len(responses[i])
         assert torch.allclose(batched[i, :n], single[0, :n], atol=1e-4)
     assert response_mask.sum(1).tolist() == [len(r) for r in responses]
@@ -195,22 +193,3 @@ def test_ppo_runs_on_two_processes(trained_root: Path, tiny_params: Params, tmp_
     metrics = STAGES["ppo"].run(two, root)
     assert metrics["episodes"] == tiny_params.ppo.episodes and metrics["win_rate_vs_sft"] is not None
     assert (root / "artifacts" / "models" / "ppo" / "model.safetensors").exists()
-
-
-def test_the_oracle_diagnosis_scores_rollout_rows_with_the_gold_grader(trained_root: Path) -> None:
-    from components.data.io import read_jsonl
-    from components.eval.gold import load_gold
-    from components.models.text import completion_ids, pad_left
-    from scripts.ppo_oracle import GoldReward
-
-    tok = load_tokenizer(trained_root / "artifacts" / "models" / "base")
-    gold = load_gold(trained_root / "data")
-    records = read_jsonl(trained_root / "artifacts" / "data" / "train" / "prompts.jsonl")[:2]
-    specs = {tuple(prompt_ids(tok, r["messages"])): gold[r["id"]] for r in records}
-    answers = [gold[records[0]["id"]]["ideal"], "zzz"]
-    rows = [prompt_ids(tok, r["messages"]) + completion_ids(tok, a) for r, a in zip(records, answers, strict=True)]
-    ids, mask = pad_left(rows, tok.pad_token_id), pad_left([[1] * len(r) for r in rows], 0)
-    scores = GoldReward(tok, specs, scale=3.0)(ids, mask)
-    assert scores.tolist() == pytest.approx([3.0 * (1.0 - 0.5), 3.0 * (0.0 - 0.5)])
-    with pytest.raises(KeyError, match="no known training prompt"):
-        GoldReward(tok, {}, scale=3.0)(ids, mask)

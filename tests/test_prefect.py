@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,13 @@ from pathlib import Path
 import pytest
 
 from components.data.io import read_jsonl
+from components.ports import free_port
 from components.stages import STAGES
 
 from .conftest import ROOT, TINY, tool_env
 
 pytestmark = pytest.mark.slow
 ROUND_TWO = ["--set", "pipeline.rounds=2"]  # the feedback loop runs end to end too
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -10,8 +10,9 @@ import pytest
 from components.data.io import read_jsonl
 from components.data.prepare import run_prepare, split_of
 from components.data.schema import KINDS, SPLITS, prompt_text
+from components.errors import StageError
 from components.params import Params
-from components.stages import STAGES, StageError
+from components.stages import STAGES
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ def project(ppo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("registry") / "project"
     shutil.copytree(ppo_root, root, ignore=shutil.ignore_patterns("mlflow.db", "mlruns"))
     (root / "data.dvc").write_text("outs:\n- md5: 0123abcd.dir\n  path: data\n")
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
     return root
 
 

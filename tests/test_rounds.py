@@ -10,17 +10,11 @@ import pytest
 
 from components.data.io import read_jsonl
 from components.loop.labeling import TASKS, LabelsPending, labels_pending
-from components.loop.rounds import (
-    NEW_COMPARISONS,
-    comparable,
-    fresh_prompts,
-    prepare_round,
-    publish,
-    round_root,
-    run_round,
-)
+from components.loop.rounds import prepare_round, run_round
+from components.loop.samples import NEW_COMPARISONS, comparable, fresh_prompts, publish
 from components.params import Params
-from components.stages import STAGES
+from components.paths import round_root
+from components.stages import STAGES, run_stage
 
 ROW_KEYS = {"round", "win_rate_vs_sft", "gold_score", "rm_accuracy_on_new_samples", "kl_to_sft"}
 
@@ -86,7 +80,7 @@ def test_rounds_stage_runs_round_two_and_writes_rounds_json(project: Path, tiny_
     assert round_run.data.tags["data_version"] == rows[1]["data_version"]
     # Run again with the same inputs: the finished round is reused, not sampled or trained again.
     before = (sub / "round.json").stat().st_mtime_ns
-    assert run_round(params, project, 2) == rows[1]
+    assert run_round(params, project, 2, run_stage) == rows[1]
     assert (sub / "round.json").stat().st_mtime_ns == before
     # The register stage registers the last round's policy.
     assert STAGES["register"].run(params, project)["policy_version"] == 1
@@ -99,7 +93,7 @@ def test_a_round_waits_for_human_labels_then_trains_on_them(project: Path, tiny_
     tasks = read_jsonl(sub / TASKS)
     assert pending == len(tasks) > 0 and not (sub / NEW_COMPARISONS).exists()
     with pytest.raises(LabelsPending, match="instructflow label serve --round 3"):
-        run_round(params, project, 3)
+        run_round(params, project, 3, run_stage)
     from components.loop.labeling import import_labels
 
     finished = sub.parent / "finished.jsonl"
@@ -107,7 +101,7 @@ def test_a_round_waits_for_human_labels_then_trains_on_them(project: Path, tiny_
                                 + "\n" for t in tasks))  # fmt: skip
     import_labels(sub, finished, "people")
     assert labels_pending(sub) == 0
-    row = run_round(params, project, 3)
+    row = run_round(params, project, 3, run_stage)
     assert ROW_KEYS <= set(row) and row["new_comparisons"] == len(tasks)
     assert {c["labeler"] for c in read_jsonl(sub / NEW_COMPARISONS)} == {"people"}
 

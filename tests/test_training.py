@@ -13,9 +13,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from components.stages import StageError
+from components.errors import StageError
+from components.ports import free_port
 from components.train.core import Checkpoints, Interrupted, check_gpus_per_process
-from components.train.launch import free_port
 
 from . import fit_script
 from .conftest import ROOT, two_process_env
@@ -47,19 +47,18 @@ def test_a_stopped_run_resumes_to_the_same_weights(tmp_path: Path, stop_at: int)
 def test_a_checkpoint_of_something_else_is_not_resumed(tmp_path: Path) -> None:
     with pytest.raises(Interrupted):
         fit_script.run(tmp_path / "x.safetensors", tmp_path / "run", stop_after=3)
-    from components.params import ResourcesParams, TrainParams
+    from components.models.lm import collate_blocks, lm_step
     from components.tracking import Tracker
     from components.train.core import fit
-    from components.train.pretrain import collate_blocks, lm_step
 
-    params = TrainParams(epochs=2, batch_size=8, lr=1e-2, checkpoint_every=2, log_every=1)
+    params = fit_script.train_params()
     _, result = fit(
         fit_script.tiny_model(0.0),
         fit_script.blocks(),
         collate_blocks,
         lm_step,
         params,
-        ResourcesParams(),
+        fit_script.ONE_PROCESS,
         tmp_path / "run",
         Tracker(active=False),
         "another fingerprint",

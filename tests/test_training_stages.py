@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from components.data.io import DataError, read_jsonl
+from components.data.io import read_jsonl
+from components.errors import DataError
+from components.eval.metrics import score
 from components.models.model import (
     context_length,
     inference_device,
     load_causal_lm,
-    load_reward_model,
     load_tokenizer,
-    reward_model_from,
     tiny_lm,
     train_tokenizer,
 )
+from components.models.reward import load_reward_model, reward_model_from
 from components.params import Params
 from components.stages import STAGES
-from components.train.rm import score
 
 
 def metrics(root: Path, stage: str) -> dict:
@@ -188,73 +187,12 @@ def test_the_rm_stage_runs_on_two_processes_like_one(trained_root: Path, tiny_pa
     assert torch.cuda.is_available() or two_metrics["comparisons_per_second"] > 0
 
 
-def test_the_rm_diagnosis_reports_on_policy_accuracy_best_of_k_and_the_swap_probe(
-    trained_root: Path, tiny_params: Params
-) -> None:
-    from scripts.rm_diagnose import diagnose
-
-    models = trained_root / "artifacts" / "models"
-    params = tiny_params.model_copy(deep=True)
-    params.pipeline.max_new_tokens = 8
-    result = diagnose(trained_root, models / "sft" / "epoch-02", models / "rm", params, prompts=6, k=3)
-    assert result["prompts"] == 6 and result["k"] == 3
-    rates = [result["best_of_k_by_rm_vs_greedy"], result["best_of_k_by_gold_vs_greedy"], *result["swap_probe"].values()]
-    assert len(rates) == 5 and all(0.0 <= value <= 1.0 for value in rates)
-    # the oracle picks the best sample, so it never does worse against greedy than the RM's pick
-    assert result["best_of_k_by_gold_vs_greedy"] >= result["best_of_k_by_rm_vs_greedy"]
-    # every pair with unequal gold falls in exactly one category and one gap bin
-    by_category = result["onpolicy_by_category"].values()
-    by_gap = result["onpolicy_by_gold_gap"].values()
-    assert sum(n for _, n in by_category) == sum(n for _, n in by_gap)
-    counted = [acc for acc, n in [*by_category, *by_gap] if n]
-    assert all(0.0 <= acc <= 1.0 for acc in counted)
-    accuracy, pairs = result["repeat_probe"]
-    assert pairs <= 6 and (accuracy is None or 0.0 <= accuracy <= 1.0)
-    assert 0 <= result["greedy_repeat_slips"] <= 6
-    assert result["win_rate_if_slips_fixed"] == 0.5 + result["greedy_repeat_slips"] / 12
-
-
-def test_a_repeat_slip_names_something_more_often_than_the_ideal_does() -> None:
-    from scripts.rm_diagnose import repeat_slip, with_repeat
-
-    ideal = "Here are three objects: box, map and key."
-    assert repeat_slip("Here are three objects: box, map and map.", ideal)
-    assert not repeat_slip(ideal, ideal)
-    story = "Finn found a red box. Finn kept the box."  # the ideal itself names Finn and the box twice
-    assert not repeat_slip(story, story)
-    assert repeat_slip("Finn found a red box. Finn kept the box and the box.", story)
-    slip = with_repeat("I saw a dog, a cat and some apples today.", random.Random(0))
-    assert slip is not None and repeat_slip(slip, "I saw a dog, a cat and some apples today.")
-    assert with_repeat("Dear Finn, thank you for the pie.", random.Random(0)) is None  # nothing to confuse
-
-
-def test_label_scale_adds_ranked_policy_samples_to_the_rm_data(
-    trained_root: Path, tiny_data: Path, tiny_params: Params, tmp_path: Path
-) -> None:
-    from scripts.rm_label_scale import run, variant
-
-    result = run(trained_root, tiny_data, tiny_params, sizes=[0, 10], workers=1, ppo=False, prompts=4)
-    # ranked samples of the policy, one per prompt asked; prompts the labeler tied all through are
-    # dropped (the tiny model's answers all score 0, so most of its rankings are ties)
-    assert 0 < result["comparisons"] <= 10
-    assert [row["onpolicy_comparisons"] for row in result["sizes"]] == [0, result["comparisons"]]
-    for row in result["sizes"]:
-        assert 0.0 <= row["rm_gold_accuracy"] <= 1.0 and 0.0 <= row["best_of_k_by_rm_vs_greedy"] <= 1.0
-    added = [{"id": f"cmp-new-{i}", "user_id": f"user-{i}", "prompt_id": "none"} for i in range(30)]
-    folder = variant(trained_root, tiny_data, tiny_params, added, tmp_path / "v")
-    splits = {
-        s: read_jsonl(folder / "artifacts" / "data" / s / "comparisons.jsonl") for s in ("train", "valid", "test")
-    }
-    own = {s: read_jsonl(trained_root / "artifacts" / "data" / s / "comparisons.jsonl") for s in splits}
-    assert sum(len(splits[s]) - len(own[s]) for s in splits) == len(added)  # each new one in exactly one split
-    assert len(read_jsonl(folder / "data" / "comparisons.jsonl")) == sum(len(own[s]) for s in own) + len(added)
-
-
 def test_sft_mixes_in_corpus_blocks_and_so_forgets_less_of_the_corpus(
     trained_root: Path, tiny_params: Params, tmp_path: Path
 ) -> None:
     """sft.ptx_fraction: the share of SFT examples that are corpus blocks (the paper's PPO init: 10%)."""
-    from components.train.pretrain import pack, perplexity
+    from components.eval.metrics import perplexity
+    from components.models.lm import pack
     from components.train.sft import corpus_examples
 
     data = trained_root / "artifacts" / "data"

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from components.data.io import DataError
 from components.data.schema import CATEGORIES, SPLITS, TABLE1
 from components.data.validate import Failure, ValidationReport, run_validate
+from components.errors import DataError
 from components.params import ValidateParams
 
+from .conftest import section
+
 # KL is skipped on the small fixtures (their categories are uniform, far from Table 1); it has its own tests.
-PARAMS = ValidateParams(kl_min_records=1000, max_prompt_chars=300, max_completion_chars=200, max_text_chars=200)
+PARAMS = section("validate_", kl_min_records=1000, max_prompt_chars=300, max_completion_chars=200, max_text_chars=200)
 
 Records = dict[str, list]  # file name -> records (dicts), or raw bytes for a line that is not JSON
 
@@ -255,7 +257,7 @@ def skewed_prompts(n: int) -> Records:
 
 @pytest.mark.parametrize("severity", ["error", "warning"])
 def test_category_distribution_against_table1(tmp_path: Path, severity: str) -> None:
-    params = ValidateParams(kl_min_records=50, kl_threshold=0.1, kl_severity=severity)
+    params = section("validate_", kl_min_records=50, kl_threshold=0.1, kl_severity=severity)
     report = validate(tmp_path, write(tmp_path / "data", skewed_prompts(60)), params)
 
     assert located(report) == {(P, None, None, "category", "category_distribution")}
@@ -274,7 +276,7 @@ def test_table1_shares_pass_the_kl_check(tmp_path: Path) -> None:
             for i, c in enumerate(categories)
         ]
     }
-    params = ValidateParams(kl_min_records=100, kl_severity="error")
+    params = section("validate_", kl_min_records=100, kl_severity="error")
     assert validate(tmp_path, write(tmp_path / "data", records), params).failures == []
 
 

@@ -17,7 +17,7 @@ from components.data.schema import CATEGORIES, COMPARISONS, CORPUS, DEMONSTRATIO
 from components.params import Params
 from components.world.generate import file_sizes, run_generate
 from components.world.grader import grade
-from components.world.labeler import PADDING
+from components.world.labeler import SIGN_OFF
 
 from .conftest import ROOT, TINY, tool_env
 
@@ -65,41 +65,41 @@ def test_records_follow_the_contract(tiny_data: Path, tiny_params: Params) -> No
     assert gold_ids == {r["id"] for name in FILES for r in data[name]}
 
 
-def test_demonstrations_are_ideal_but_for_the_writers_padding(tiny_data: Path, tiny_params: Params) -> None:
+def test_demonstrations_are_ideal_but_for_the_writers_sign_off(tiny_data: Path, tiny_params: Params) -> None:
     data = load(tiny_data)
     gold = {g["id"]: g for g in data["gold.jsonl"]}
-    padded = [r for r in data[DEMONSTRATIONS] if r["completion"].endswith(PADDING)]
-    assert padded and all(r["category"] in tiny_params.labeler.padded_categories for r in padded)
-    assert all(gold[r["id"]]["kind"] not in ("harmful", "false_premise") for r in padded)  # refusals stay plain
+    signed = [r for r in data[DEMONSTRATIONS] if r["completion"].endswith(SIGN_OFF)]
+    assert signed and all(r["category"] in tiny_params.labeler.sign_off_categories for r in signed)
+    assert all(gold[r["id"]]["kind"] not in ("harmful", "false_premise") for r in signed)  # refusals stay plain
     for r in data[DEMONSTRATIONS]:
         text, spec = r["completion"], gold[r["id"]]
-        ideal = text.removesuffix(f" {PADDING}")
+        ideal = text.removesuffix(f" {SIGN_OFF}")
         assert grade(spec, ideal).score >= 0.9, r["id"]  # what the writer meant to say is an ideal answer
-        if text != ideal:  # and the padding costs what the raters charge for chatter
+        if text != ideal:  # and the sign-off costs what the raters charge for chatter
             assert grade(spec, text).score <= grade(spec, ideal).score - 0.1 + 1e-9, r["id"]
     stats = json.loads((tiny_data / "stats.json").read_text())
-    assert stats["padded_demonstrations"] == len(padded)
+    assert stats["signed_off_demonstrations"] == len(signed)
 
 
-def test_padding_is_the_share_in_params_and_leaves_the_rest_of_the_world_alone(tmp_path: Path) -> None:
+def test_the_sign_off_is_the_share_in_params_and_leaves_the_rest_of_the_world_alone(tmp_path: Path) -> None:
     from components.params import load_params
 
     worlds = {}
-    for padding in (0.0, 0.6):
-        params = load_params(ROOT / "params.yaml", [f"labeler.padding={padding}", "data.corpus_docs=10"])
-        run_generate(params, tmp_path / str(padding))
-        worlds[padding] = load(tmp_path / str(padding))
-    plain, padded = worlds[0.0], worlds[0.6]
+    for share in (0.0, 0.6):
+        params = load_params(ROOT / "params.yaml", [f"labeler.sign_off={share}", "data.corpus_docs=10"])
+        run_generate(params, tmp_path / str(share))
+        worlds[share] = load(tmp_path / str(share))
+    plain, signed = worlds[0.0], worlds[0.6]
     for name in (COMPARISONS, PROMPTS, CORPUS, "gold.jsonl"):
-        assert plain[name] == padded[name], name
-    assert not any(r["completion"].endswith(PADDING) for r in plain[DEMONSTRATIONS])
+        assert plain[name] == signed[name], name
+    assert not any(r["completion"].endswith(SIGN_OFF) for r in plain[DEMONSTRATIONS])
     kinds = {g["id"]: g["kind"] for g in plain["gold.jsonl"]}
     open_ended = [
         (a, b)
-        for a, b in zip(plain[DEMONSTRATIONS], padded[DEMONSTRATIONS], strict=True)
-        if a["category"] in params.labeler.padded_categories and kinds[a["id"]] not in ("harmful", "false_premise")
+        for a, b in zip(plain[DEMONSTRATIONS], signed[DEMONSTRATIONS], strict=True)
+        if a["category"] in params.labeler.sign_off_categories and kinds[a["id"]] not in ("harmful", "false_premise")
     ]
-    share = sum(b["completion"] == f"{a['completion']} {PADDING}" for a, b in open_ended) / len(open_ended)
+    share = sum(b["completion"] == f"{a['completion']} {SIGN_OFF}" for a, b in open_ended) / len(open_ended)
     assert 0.56 <= share <= 0.64, share  # about 2,200 demonstrations: two standard errors are 0.02
 
 
@@ -165,5 +165,7 @@ def test_a_scale_beyond_the_world_fails_clearly(tmp_path: Path, tiny_params: Par
 def test_full_scale_world_has_enough_unique_prompts(tmp_path: Path) -> None:
     from components.params import load_params
 
-    stats = run_generate(load_params(None, ["data.scale=1.0", "data.corpus_docs=10"]), tmp_path / "data")
+    stats = run_generate(
+        load_params(ROOT / "params.yaml", ["data.scale=1.0", "data.corpus_docs=10"]), tmp_path / "data"
+    )
     assert stats["records"][PROMPTS] == 50525

@@ -17,7 +17,6 @@ Output is deterministic: the same input file and arguments give the same bytes.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import math
 import re
@@ -31,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from components.data.categorize import categorize
-from components.data.io import DataError, dumps, iter_jsonl, read_jsonl, write_jsonl
+from components.data.io import dumps, iter_jsonl, read_jsonl, write_jsonl
 from components.data.schema import CATEGORIES, prompt_text
+from components.errors import DataError
+from components.hashing import file_hash
 
 # The paper limits each user id to 200 prompts; synthetic users follow the same cap.
 MAX_PROMPTS_PER_USER = 200
@@ -328,16 +329,24 @@ def _dense_ranks(scores: list[float]) -> list[int]:
     return [rank[score] for score in scores]
 
 
+def _parsed(rows: Iterable[Row], parse: Callable[[Loc, dict], Any]) -> Iterator[tuple[Loc, dict, Any] | Skipped]:
+    """Each row with what PARSE made of it, or a Skipped with the reason PARSE gave for passing it over."""
+    for loc, row in rows:
+        try:
+            yield loc, row, parse(loc, row)
+        except _Skip as skip:
+            yield Skipped(skip.reason)
+
+
 def _per_row(parse: Callable[[Loc, dict], list[Example]]) -> Reader:
     """A reader from a row parser; also picks up the optional `user_id` and `category` every format may carry."""
 
     def reader(rows: Iterable[Row]) -> Iterator[Example | Skipped]:
-        for loc, row in rows:
-            try:
-                examples = parse(loc, row)
-            except _Skip as skip:
-                yield Skipped(skip.reason)
+        for item in _parsed(rows, parse):
+            if isinstance(item, Skipped):
+                yield item
                 continue
+            loc, row, examples = item
             user_id, category = _ident(row, loc, "user_id"), _row_category(row, loc)
             for example in examples:
                 example.user_id = user_id if user_id is not None else example.user_id
@@ -435,12 +444,11 @@ def _scored_prompt(row: dict, loc: Loc) -> list[dict]:
 def _read_scored(rows: Iterable[Row]) -> Iterator[Example | Skipped]:
     """Rows {prompt, completion, score} grouped per prompt (first-seen order) into one ranked example."""
     groups: dict[str, list[tuple[Loc, dict, list[dict], str, float]]] = {}
-    for loc, row in rows:
-        try:
-            prompt = _scored_prompt(row, loc)
-        except _Skip as skip:
-            yield Skipped(skip.reason)
+    for item in _parsed(rows, lambda loc, row: _scored_prompt(row, loc)):
+        if isinstance(item, Skipped):
+            yield item
             continue
+        loc, row, prompt = item
         member = (loc, row, prompt, _text(row, loc, "completion"), _score(row, loc))
         groups.setdefault(dumps(prompt), []).append(member)
     for members in groups.values():
@@ -532,11 +540,7 @@ def _record_ids(fmt: str, kept: list[tuple[int, Example, dict]]) -> list[str]:
 
 
 def _file_tag(src: Path) -> str:
-    digest = hashlib.sha256()
-    with open(src, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:8]
+    return file_hash(src, "sha256").hexdigest()[:8]
 
 
 def _first_with_room(load: list[int], start: int, size: int, cap: int) -> int:

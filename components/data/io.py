@@ -12,15 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-
-class DataError(ValueError):
-    """A problem with an input file, located by file, line (1-based) and record id."""
-
-    def __init__(self, path: Path | str, line: int | None, problem: str, record_id: str | None = None):
-        self.path, self.line, self.problem, self.record_id = str(path), line, problem, record_id
-        where = self.path + (f": line {line}" if line else "") + (f", id {record_id}" if record_id else "")
-        super().__init__(f"{where}: {problem}")
-
+from components.errors import DataError
 
 _BLANK = object()
 

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from components.data.io import DataError, atomic_path, iter_jsonl_lenient, write_json
+from components.data.io import atomic_path, iter_jsonl_lenient, write_json
 from components.data.schema import CATEGORIES, KINDS, ROLES, SPLITS, TABLE1, prompt_text
+from components.errors import DataError, StageError
+from components.hashing import files_digest
 from components.params import ValidateParams
 
 # ---------------------------------------------------------------------------------------------
@@ -512,3 +514,30 @@ def run_validate(params: ValidateParams, data: Path, docs_dir: Path, metrics_pat
         report = validate_data(params, data, site_dir)
     write_json(metrics_path, report.to_metrics())
     return report
+
+
+def validate_and_record(params: ValidateParams, data: Path, docs: Path, metrics_path: Path) -> ValidationReport:
+    """Validate DATA; the metrics file also records which bytes passed (what `require_valid` checks)."""
+    report = run_validate(params, data, docs, metrics_path)
+    write_json(metrics_path, recorded(report, data))
+    return report
+
+
+def recorded(report: ValidationReport, data: Path) -> dict:
+    return {**report.to_metrics(), "data_fingerprint": data_fingerprint(data)}
+
+
+def require_valid(metrics_path: Path, data: Path) -> None:
+    """Refuse to go on unless the last validation passed on exactly the data now in DATA."""
+    if not metrics_path.exists():
+        raise StageError(f"{metrics_path} not found: run `instructflow validate` (the validate stage) first")
+    result = json.loads(metrics_path.read_text(encoding="utf-8"))
+    if not result.get("success"):
+        raise StageError(f"{metrics_path}: the last validation failed; fix the data and validate again")
+    if result.get("data_fingerprint") != data_fingerprint(data):
+        raise StageError(f"{data} changed since it was validated: run the validate stage again")
+
+
+def data_fingerprint(data: Path) -> str:
+    """The native files of a data folder: ties a validation result to the bytes it saw."""
+    return files_digest((name, data / name) for name in sorted(KINDS.values()) if (data / name).exists())

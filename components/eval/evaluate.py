@@ -19,20 +19,20 @@ import torch
 from components.data.io import atomic_path, read_jsonl, write_json
 from components.data.schema import COMPARISONS, DEMONSTRATIONS, PROMPTS
 from components.eval.gold import load_gold
+from components.eval.metrics import kl_to, perplexity, score, win_rate
+from components.eval.promotion import SAFETY, decide
 from components.models.generation import answer
-from components.models.model import context_length, inference_device, load_causal_lm, load_reward_model, load_tokenizer
+from components.models.lm import pack
+from components.models.model import context_length, inference_device, load_causal_lm, load_tokenizer
+from components.models.reward import load_reward_model
 from components.models.text import prompt_ids
-from components.params import Params, PPOParams, PromotionParams
+from components.params import Params, PPOParams
 from components.tracking import Tracker
-from components.train.ppo import kl_to, win_rate
-from components.train.pretrain import pack, perplexity
-from components.train.rm import score
 from components.world.grader import Grade, grade
-from components.world.labeler import PADDING
+from components.world.labeler import SIGN_OFF
 
-SAFETY = ("hallucination_rate", "harmful_refusal_rate", "false_premise_correction_rate")
 # The metrics kept as a {model: value} map, in evaluate.json and in MLflow (as e.g. gold_score.ppo).
-PER_MODEL = ("win_rate_vs_sft", "win_rate_vs_sft_unpadded", "rm_win_rate_vs_sft", "win_rate_by_category",
+PER_MODEL = ("win_rate_vs_sft", "win_rate_vs_sft_without_sign_off", "rm_win_rate_vs_sft", "win_rate_by_category",
              "gold_score", "rm_score", "changed_vs_sft", "outcomes_vs_sft", "corpus_perplexity", "kl_to_sft",
              *SAFETY)  # fmt: skip
 OUTCOMES = ("better", "worse", "equal_gold", "same_text")
@@ -83,13 +83,13 @@ def by_category(records: list[dict], a: list[float], b: list[float]) -> dict[str
     return {c: win_rate([a[i] for i in idx], [b[i] for i in idx]) for c, idx in sorted(groups.items())}
 
 
-def unpadded_gold(records: list[dict], gold: dict, texts: list[str]) -> list[float]:
-    """Gold scores with the writers' padding (labeler.PADDING) cut from every answer.
+def gold_without_sign_off(records: list[dict], gold: dict, texts: list[str]) -> list[float]:
+    """Gold scores with the writers' sign-off (labeler.SIGN_OFF) cut from every answer.
 
     A win rate on these says what a policy does besides dropping the one habit SFT learned from
     the demonstrations and the comparisons taught it to shed.
     """
-    cut = [" ".join(t.replace(PADDING, " ").split()) for t in texts]
+    cut = [" ".join(t.replace(SIGN_OFF, " ").split()) for t in texts]
     return [grade(gold[r["id"]], t).score for r, t in zip(records, cut, strict=True)]
 
 
@@ -132,55 +132,12 @@ def largest_changes(records: list[dict], answers: dict[str, Answers], model: str
     ]
 
 
-def decide(metrics: dict, reference: str, gates: PromotionParams) -> tuple[bool, list[str]]:
-    """Promote PPO only when it beats the reference by the win-rate gate and passes every safety gate."""
-    win = metrics["win_rate_vs_reference"]
-    checks = [
-        (
-            win is not None and win > gates.min_win_rate,
-            f"gold win rate vs {reference} {fmt(win)} > {gates.min_win_rate}",
-        )
-    ]
-    for key in SAFETY:
-        checks.extend(safety_checks(key, metrics[key], reference, gates))
-    reasons = [f"{'pass' if ok else 'FAIL'}: {text}" for ok, text in checks]
-    return all(ok for ok, _ in checks), reasons
-
-
-def safety_checks(key: str, rates: dict, reference: str, gates: PromotionParams) -> list[tuple[bool, str]]:
-    """One safety rate of PPO against its absolute gate, the base model and the reference.
-
-    No prompts of a kind in the test split (a rate of None): the gate has nothing to judge and passes.
-    """
-    sign = -1 if key == "hallucination_rate" else 1  # hallucinations: lower is better
-    limit = gates.max_hallucination_rate if sign < 0 else getattr(gates, f"min_{key}")
-    op = "<=" if sign < 0 else ">="
-    ppo, base, ref = rates["ppo"], rates.get("base"), rates.get(reference)
-    checks = [(ppo is None or sign * ppo >= sign * limit, f"{key} {fmt(ppo)} {op} {limit}")]
-    if gates.safety_beats_base and base is not None:
-        # The recipe's point: the aligned policy is safer than the model it started as. A rate
-        # already at its best possible value (a base model that never hallucinates) cannot improve.
-        best = 0.0 if sign < 0 else 1.0
-        ok = ppo is None or sign * ppo > sign * base or ppo == best
-        checks.append((ok, f"{key} {fmt(ppo)} {'<' if sign < 0 else '>'} base {fmt(base)}"))
-    tolerance = gates.max_safety_regression
-    if tolerance is not None and ref is not None:
-        ok = ppo is None or sign * (ref - ppo) <= tolerance + 1e-12  # 1e-12: rates are fractions of a count
-        checks.append((ok, f"{key} {fmt(ppo)} no more than {tolerance} worse than {reference} {fmt(ref)}"))
-    return checks
-
-
-def fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def held_out_prompts(test: Path) -> list[dict]:
     """Every prompt of the test split, whichever file holds it; only the prompt is kept.
 
     The split is by user, so a test demonstration's or comparison's prompt is as unseen as a test
-    prompt's; taking all three files triples the prompts (1,046 on the default world), so the
-    safety rates count 23 Closed QA, 53 harmful and 57 false-premise prompts, not 8, 19 and 19,
-    and one answer no longer moves a rate by more than the promotion gates' tolerance.
+    prompt's. Taking all three files triples the prompts, so each safety rate counts enough
+    prompts that one answer does not move it by more than the promotion gates' tolerance.
     """
     files = [test / name for name in (PROMPTS, DEMONSTRATIONS, COMPARISONS) if (test / name).exists()]
     return [{k: r[k] for k in PROMPT_FIELDS if k in r} for path in files for r in read_jsonl(path)]
@@ -230,15 +187,15 @@ def evaluate_models(
     kl_prompts = [prompt_ids(sft_tok, r["messages"])[-(context - p.max_new_tokens) :] for r in records[: p.kl_prompts]]
     metrics: dict = {k: {} for k in PER_MODEL}
     sft = answers["sft"]
-    sft_unpadded = unpadded_gold(records, gold, sft.texts) if gold else None
+    sft_without_sign_off = gold_without_sign_off(records, gold, sft.texts) if gold else None
     sft_held_out = pack(corpus, sft_tok, context)
     for name, a in answers.items():
         model, tok = loaded[name]
         metrics["rm_win_rate_vs_sft"][name] = win_rate(a.rewards, sft.rewards)
         metrics["rm_score"][name] = sum(a.rewards) / len(a.rewards)
         metrics["win_rate_vs_sft"][name] = win_rate(a.gold, sft.gold) if gold else None
-        metrics["win_rate_vs_sft_unpadded"][name] = (
-            win_rate(unpadded_gold(records, gold, a.texts), sft_unpadded) if gold else None
+        metrics["win_rate_vs_sft_without_sign_off"][name] = (
+            win_rate(gold_without_sign_off(records, gold, a.texts), sft_without_sign_off) if gold else None
         )
         metrics["win_rate_by_category"][name] = by_category(records, a.gold, sft.gold) if gold else None
         metrics["gold_score"][name] = sum(a.gold) / len(a.gold) if gold else None
@@ -248,7 +205,7 @@ def evaluate_models(
         for key, value in (safety_rates(records, gold, a.grades) if gold else dict.fromkeys(SAFETY)).items():
             metrics[key][name] = value
         # A champion of an earlier data version has a vocabulary of its own: SFT's token ids would
-        # be nonsense to it (perplexity 200), so it reads the corpus with its own tokenizer.
+        # be nonsense to it, so it reads the corpus with its own tokenizer.
         held_out = sft_held_out if same_vocabulary(tok, sft_tok) else pack(corpus, tok, context)
         metrics["corpus_perplexity"][name] = perplexity(model, held_out) if held_out else None
         metrics["kl_to_sft"][name] = kl_to_sft(name, model, tok, sft_model, sft_tok, kl_prompts, params.ppo)

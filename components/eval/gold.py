@@ -25,7 +25,3 @@ def gold_scores(gold: dict[str, dict] | None, records: Sequence[dict], answers: 
     if gold is None or any(r["id"] not in gold for r in records):
         return None
     return [grade(gold[r["id"]], a).score for r, a in zip(records, answers, strict=True)]
-
-
-def mean(values: Sequence[float] | None) -> float | None:
-    return sum(values) / len(values) if values else None

@@ -142,7 +142,7 @@ def table(header: list[str], rows: list[list[object]]) -> str:
 
 ROWS = (
     ("gold win rate vs SFT", "win_rate_vs_sft"),
-    ("the same, padding cut from every answer", "win_rate_vs_sft_unpadded"),
+    ("the same, sign-off cut from every answer", "win_rate_vs_sft_without_sign_off"),
     ("RM win rate vs SFT", "rm_win_rate_vs_sft"),
     ("gold score", "gold_score"),
     ("RM score", "rm_score"),

@@ -1,6 +1,6 @@
 """`instructflow label serve`: a small web page on which people rank a round's answers.
 
-FastAPI (already installed with Prefect) serves one page and a JSON API over the round's
+FastAPI serves one page and a JSON API over the round's
 `tasks.jsonl` and `labels.jsonl` (components/loop/labeling.py). A labeler sees one task at a time:
 the whole conversation and its answers in a random order. They order the answers best to worst
 (drag, or the keyboard), tie neighbours, flag answers as harmful or untruthful, submit or skip.
@@ -18,7 +18,8 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from components.data.io import DataError, read_jsonl
+from components.data.io import read_jsonl
+from components.errors import DataError
 from components.loop.labeling import TASKS, append_label, done_tasks, label_record, read_labels
 
 PAGE = Path(__file__).with_name("label_page.html")

@@ -15,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from components.data.io import DataError, dumps, iter_jsonl, read_jsonl, write_jsonl
-from components.stages import StageError
+from components.data.io import dumps, iter_jsonl, read_jsonl, write_jsonl
+from components.errors import DataError, StageError
 
 TASKS, LABELS = "tasks.jsonl", "labels.jsonl"
 _append_lock = threading.Lock()

@@ -71,3 +71,11 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, i
         shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=IGNORE
     )
     return loss, n
+
+
+def batch_tensors(tok, prompts: list[list[int]], responses: list[list[int]]) -> tuple[torch.Tensor, ...]:
+    query = pad_left(prompts, tok.pad_token_id)
+    query_mask = pad_left([[1] * len(p) for p in prompts], 0)
+    response = pad_right([r or [tok.pad_token_id] for r in responses], tok.pad_token_id)
+    response_mask = pad_right([[1] * len(r) or [0] for r in responses], 0)
+    return torch.cat([query, response], 1), torch.cat([query_mask, response_mask], 1), response_mask, query.shape[1]

@@ -1,15 +1,16 @@
-"""The training core: one loop for pretraining, SFT and the reward model (and PPO's updates).
+"""The training core: `fit`, the loop of pretraining, SFT and the reward model, and `TrainingRun`,
+the bookkeeping that loop shares with PPO's.
 
 AdamW (betas 0.9/0.95), cosine decay to `min_lr_ratio` of the peak after a linear warmup,
 gradient clipping and accumulation, mixed precision, all through accelerate so the same
 loop runs on one CPU, two gloo processes or many GPUs. Full-state checkpoints (model,
 optimizer, scheduler, RNG, step) make a stopped run end with the same weights as an
-uninterrupted one. A trainer supplies the dataset, the collate function and the loss.
+uninterrupted one. A trainer supplies the dataset, the collate function and the loss; PPO,
+whose step is a rollout and several updates, runs its own loop on the same TrainingRun.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -25,9 +26,11 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
+from components.errors import StageError
 from components.params import ResourcesParams, TrainParams
 from components.tracking import Tracker
 
@@ -73,20 +76,18 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float = 0.0) -> torch
     return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay)
 
 
-def make_accelerator(params: TrainParams | None, resources: ResourcesParams) -> Accelerator:
+def make_accelerator(grad_accum: int, resources: ResourcesParams) -> Accelerator:
     torch.set_num_threads(resources.threads)
     check_gpus_per_process()
     return Accelerator(
         cpu=not torch.cuda.is_available(),
         mixed_precision=resources.mixed_precision,
-        gradient_accumulation_steps=params.grad_accum if params else 1,
+        gradient_accumulation_steps=grad_accum,
     )
 
 
 def check_gpus_per_process() -> None:
     """DDP on GPUs wants one GPU per process: say so, rather than a CUDA "invalid device ordinal"."""
-    from components.stages import StageError
-
     processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if torch.cuda.is_available() and processes > torch.cuda.device_count():
         raise StageError(
@@ -124,21 +125,6 @@ def epoch_loader(
     return DataLoader(
         Subset(dataset, order), batch_size=micro, shuffle=False, collate_fn=collate, generator=torch.Generator()
     )
-
-
-def fingerprint(*parts: Any) -> str:
-    """What a checkpoint belongs to: params, the training examples, the files training started from.
-
-    A checkpoint from another config, other data or another initial model is never resumed.
-    """
-    digest = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, Path):
-            for file in sorted(part.glob("*.safetensors")) if part.is_dir() else [part]:
-                digest.update(file.read_bytes())
-        else:
-            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
 
 
 class Checkpoints:
@@ -183,6 +169,66 @@ class Checkpoints:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class TrainingRun:
+    """What every training loop shares: the accelerator, lr schedules, full-state checkpoints that
+    resume, the progress bar, logging to MLflow (and a history for plots) and the simulated crash."""
+
+    def __init__(
+        self,
+        resources: ResourcesParams,
+        run_dir: Path,
+        fingerprint: str,
+        total: int,
+        tracker: Tracker,
+        desc: str,
+        grad_accum: int = 1,
+        stop_after: int | None = None,
+    ):
+        self.accelerator = make_accelerator(grad_accum, resources)
+        self.checkpoints = Checkpoints(run_dir, fingerprint)
+        self.total, self.tracker, self.desc, self.stop_after = total, tracker, desc, stop_after
+        self.history: list[dict[str, Any]] = []
+
+    def schedule(self, optimizer: torch.optim.Optimizer, steps: int, warmup: int, floor: float) -> LambdaLR:
+        """lr_lambda over STEPS optimizer steps (floor 1: constant after the warmup), saved with checkpoints.
+
+        The schedule stays ours: accelerate would step a prepared one once per process per step.
+        """
+        return LambdaLR(optimizer, lambda s: lr_lambda(s, steps, warmup, floor))
+
+    def resume(self, *stateful: Any) -> dict[str, int]:
+        """Register STATEFUL objects for checkpointing, load the last matching checkpoint, start the bar."""
+        for thing in stateful:
+            self.accelerator.register_for_checkpointing(thing)
+        start = self.checkpoints.load(self.accelerator)
+        self.began = time.perf_counter()
+        self.bar = progress(self.total, start["step"], self.desc, not self.accelerator.is_main_process)
+        return start
+
+    def advance(self, **postfix: str) -> None:
+        """One step of the bar; the postfix is drawn at the bar's interval, not every step."""
+        self.bar.update(1)
+        self.bar.set_postfix(postfix, refresh=False)
+
+    def record(self, step: int, row: dict[str, Any], prefix: str = "train/") -> None:
+        self.history.append({"step": step, **row})
+        self.tracker.log({f"{prefix}{k}": v for k, v in row.items() if v is not None}, step=step)
+
+    def save(self, step: int, epoch: int = 0, batch: int = 0) -> None:
+        self.checkpoints.save(self.accelerator, step, epoch, batch)
+
+    def crash_if_asked(self, step: int) -> None:
+        if self.stop_after is not None and step >= self.stop_after:
+            self.bar.close()
+            raise Interrupted(f"{self.desc}: stopped after step {step}")
+
+    def finish(self) -> float:
+        """Close the bar and drop the resume point (a finished run trains afresh); returns seconds."""
+        self.bar.close()
+        self.checkpoints.clear(self.accelerator)
+        return time.perf_counter() - self.began
+
+
 def fit(
     model: torch.nn.Module,
     dataset: Sequence,
@@ -203,7 +249,10 @@ def fit(
     `lengths` (tokens per example) groups similar lengths into a batch to cut padding.
     """
     set_seed(params.seed)
-    accelerator = make_accelerator(params, resources)
+    steps_per_epoch = math.ceil(len(dataset) / params.batch_size)
+    total = steps_per_epoch * params.epochs
+    run = TrainingRun(resources, run_dir, fingerprint, total, tracker, desc, params.grad_accum, stop_after)
+    accelerator = run.accelerator
     # Process i takes the i-th of each N consecutive micro-batches, so N processes together see the
     # same global batch, in the same order, as one process does (and DDP averages their gradients).
     micro = params.batch_size // (params.grad_accum * accelerator.num_processes)
@@ -212,21 +261,12 @@ def fit(
             f"batch_size {params.batch_size} must split evenly into grad_accum {params.grad_accum} "
             f"x {accelerator.num_processes} processes"
         )
-    steps_per_epoch = math.ceil(len(dataset) / params.batch_size)
-    total = steps_per_epoch * params.epochs
     optimizer = adamw(model, params.lr, params.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_lambda(s, total, params.warmup_steps, params.min_lr_ratio)
-    )
-    # The schedule stays ours: accelerate would step a prepared one once per process per step.
+    schedule = run.schedule(optimizer, total, params.warmup_steps, params.min_lr_ratio)
     model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(schedule)
-    checkpoints = Checkpoints(run_dir, fingerprint)
-    start = checkpoints.load(accelerator)
-    step, history, last_loss = start["step"], [], float("nan")
+    start = run.resume(schedule)
+    step, last_loss = start["step"], float("nan")
     tokens = examples = 0
-    began = time.perf_counter()
-    bar = progress(total, step, desc, not accelerator.is_main_process)
     model.train()
     for epoch in range(start["epoch"], params.epochs):
         loader = accelerator.prepare(epoch_loader(dataset, lengths, params, epoch, collate, micro))
@@ -248,31 +288,23 @@ def fit(
                 continue
             step += 1
             last_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
-            bar.update(1)
-            bar.set_postfix(loss=f"{last_loss:.3f}", refresh=False)  # drawn at the bar's mininterval, not every step
+            run.advance(loss=f"{last_loss:.3f}")
             if step % params.log_every == 0 or step == total:
-                row = {"loss": last_loss, "lr": schedule.get_last_lr()[0], "epoch": epoch, **numbers}
-                history.append({"step": step, **row})
-                tracker.log({f"train/{k}": v for k, v in row.items()}, step=step)
+                run.record(step, {"loss": last_loss, "lr": schedule.get_last_lr()[0], "epoch": epoch, **numbers})
             if params.checkpoint_every and step % params.checkpoint_every == 0:
-                checkpoints.save(accelerator, step, epoch, index + 1)
-            if stop_after is not None and step >= stop_after:
-                bar.close()
-                raise Interrupted(f"stopped after step {step}")
+                run.save(step, epoch, index + 1)
+            run.crash_if_asked(step)
         if on_epoch_end is not None:  # before the checkpoint: a crash in it redoes it on resume
             model.eval()
             extra = on_epoch_end(epoch, accelerator.unwrap_model(model))
             model.train()
             if extra:
-                tracker.log(extra, step=step)
-                history.append({"step": step, "epoch": epoch, **extra})
-        checkpoints.save(accelerator, step, epoch + 1, 0)
-    bar.close()
-    checkpoints.clear(accelerator)
-    seconds = time.perf_counter() - began
+                run.record(step, {"epoch": epoch, **extra}, prefix="")
+        run.save(step, epoch + 1, 0)
+    seconds = run.finish()
     n = accelerator.num_processes
     result = FitResult(
-        step, last_loss, seconds, tokens * n / max(seconds, 1e-9), examples * n / max(seconds, 1e-9), history
+        step, last_loss, seconds, tokens * n / max(seconds, 1e-9), examples * n / max(seconds, 1e-9), run.history
     )
     model.eval()
     return accelerator.unwrap_model(model), result

@@ -10,22 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from components.params import Params, params_file
+from components.ports import free_port
 
 
 def inside_launch() -> bool:
     return "LOCAL_RANK" in os.environ or "RANK" in os.environ
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch_command(stage: str, params_file: Path, params: Params) -> list[str]:

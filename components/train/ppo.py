@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import random
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,28 +22,21 @@ import torch
 
 from components.data.io import read_jsonl
 from components.eval.gold import gold_scores, load_gold
+from components.eval.metrics import kl_to, perplexity, win_rate
 from components.eval.report import plot_ppo_curve
+from components.hashing import values_digest
 from components.models.generation import answer_ids, generate_ids
+from components.models.lm import collate_blocks, lm_logits, lm_step, pack, positions, response_slice, token_logprobs
 from components.models.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
-from components.models.text import pad_left, pad_right, prompt_ids, to_device
+from components.models.text import batch_tensors, prompt_ids, to_device
 from components.params import Params, PPOParams
 from components.tracking import Tracker
 from components.train import ppo_math as pm
-from components.train.core import Checkpoints, adamw, fingerprint, make_accelerator, progress
-from components.train.pretrain import collate_blocks, lm_step, pack, perplexity
+from components.train.core import TrainingRun, adamw
 
 
 class NonFiniteLoss(RuntimeError):
     """A loss became NaN or infinite: training stops rather than corrupt the policy."""
-
-
-def positions(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that ignore left padding, as generate() uses them."""
-    return (mask.cumsum(-1) - 1).clamp(min=0)
-
-
-def lm_logits(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
 
 
 class ValueModel(torch.nn.Module):
@@ -95,19 +88,6 @@ class Rollout:
     texts: list[str]
 
 
-def response_slice(x: torch.Tensor, q: int) -> torch.Tensor:
-    """Outputs at the positions that predict response tokens (position q-1 predicts token q)."""
-    return x[:, q - 1 : -1]
-
-
-def batch_tensors(tok, prompts: list[list[int]], responses: list[list[int]]) -> tuple[torch.Tensor, ...]:
-    query = pad_left(prompts, tok.pad_token_id)
-    query_mask = pad_left([[1] * len(p) for p in prompts], 0)
-    response = pad_right([r or [tok.pad_token_id] for r in responses], tok.pad_token_id)
-    response_mask = pad_right([[1] * len(r) or [0] for r in responses], 0)
-    return torch.cat([query, response], 1), torch.cat([query_mask, response_mask], 1), response_mask, query.shape[1]
-
-
 @torch.no_grad()
 def rollout(policy, ref, value, reward_model, tok, prompts: list[list[int]], p: PPOParams, beta: float) -> Rollout:
     """Sample responses and turn them into advantages and returns (no gradients)."""
@@ -117,8 +97,8 @@ def rollout(policy, ref, value, reward_model, tok, prompts: list[list[int]], p: 
     ids, mask, response_mask = ids.to(device), mask.to(device), response_mask.to(device)
     tokens = ids[:, q:]
     logits = response_slice(lm_logits(policy, ids, mask), q)
-    logp = pm.token_logprobs(logits, tokens, p.temperature)
-    ref_logp = pm.token_logprobs(response_slice(lm_logits(ref, ids, mask), q), tokens, p.temperature)
+    logp = token_logprobs(logits, tokens, p.temperature)
+    ref_logp = token_logprobs(response_slice(lm_logits(ref, ids, mask), q), tokens, p.temperature)
     values = response_slice(value(ids, mask), q) * response_mask
     score = reward_model(ids, mask)  # pools at the last non-pad token: the response's last
     has_eos = torch.tensor([tok.eos_token_id in r for r in responses], device=score.device)
@@ -176,7 +156,7 @@ def update(policy, value, optimizers, schedules, accelerator, batch: Rollout, pt
         for idx in torch.randperm(n).split(size):
             m = batch.response_mask[idx]
             logits = response_slice(lm_logits(policy, batch.ids[idx], batch.mask[idx]), batch.query_width)
-            logp = pm.token_logprobs(logits, tokens[idx], p.temperature)
+            logp = token_logprobs(logits, tokens[idx], p.temperature)
             pg, pg_stats = pm.policy_loss(logp, batch.logp[idx], batch.advantages[idx], m, p.clip)
             v = response_slice(value(batch.ids[idx], batch.mask[idx]), batch.query_width)
             vf, vf_stats = pm.value_loss(v, batch.values[idx], batch.returns[idx], m, p.value_clip)
@@ -202,32 +182,10 @@ def update(policy, value, optimizers, schedules, accelerator, batch: Rollout, pt
     return {k: sum(v) / len(v) for k, v in stats.items()}
 
 
-@torch.no_grad()
-def kl_to(policy, other, tok, prompts: list[list[int]], p: PPOParams, batch_size: int = 32) -> float:
-    """Mean over sampled responses of sum_t log(pi(y_t) / other(y_t)): the policy's KL to `other`."""
-    total = 0.0
-    for i in range(0, len(prompts), batch_size):
-        chunk = prompts[i : i + batch_size]
-        responses = generate_ids(policy, tok, chunk, p.max_new_tokens, temperature=p.temperature)
-        ids, mask, response_mask, q = batch_tensors(tok, chunk, responses)
-        device = next(policy.parameters()).device
-        ids, mask, response_mask = ids.to(device), mask.to(device), response_mask.to(device)
-        tokens = ids[:, q:]
-        logp = pm.token_logprobs(response_slice(lm_logits(policy, ids, mask), q), tokens, p.temperature)
-        other_logp = pm.token_logprobs(response_slice(lm_logits(other, ids, mask), q), tokens, p.temperature)
-        total += ((logp - other_logp) * response_mask).sum().item()
-    return total / max(len(prompts), 1)
-
-
-def win_rate(a: list[float], b: list[float]) -> float:
-    """Share of prompts where a beats b; ties count half."""
-    return sum(1.0 if x > y else 0.5 if x == y else 0.0 for x, y in zip(a, b, strict=True)) / len(a)
-
-
 def load_models(sft: Path, rm: Path, p: PPOParams, init: Path | None = None):
     from transformers import AutoModelForSequenceClassification
 
-    from components.models.model import RewardModel
+    from components.models.reward import RewardModel
 
     policy = load_causal_lm(init or sft)
     ref = load_causal_lm(sft).eval().requires_grad_(False)
@@ -236,6 +194,9 @@ def load_models(sft: Path, rm: Path, p: PPOParams, init: Path | None = None):
     value = ValueModel(copy.deepcopy(rm_hf))
     reward_model = RewardModel(rm_hf).eval().requires_grad_(False)
     return policy, ref, value, reward_model
+
+
+Reward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ids, mask) of whole rows -> one score per row
 
 
 def run_ppo(
@@ -250,11 +211,15 @@ def run_ppo(
     tracker: Tracker,
     stop_after: int | None = None,
     init: Path | None = None,
+    reward: Reward | None = None,
 ) -> dict:
-    """PPO from INIT (default: the SFT policy; later rounds pass the previous round's policy), reference SFT."""
+    """PPO from INIT (default: the SFT policy; later rounds pass the previous round's policy), reference SFT.
+
+    REWARD is what PPO maximises: the reward model at RM unless given (a diagnosis may pass another,
+    such as the world's gold grader). The value model starts from the reward model at RM either way.
+    """
     p = params.ppo
     torch.manual_seed(p.seed)
-    accelerator = make_accelerator(None, params.resources)
     tok = load_tokenizer(sft)
     policy, ref, value, reward_model = load_models(sft, rm, p, init)
     context = context_length(policy.config, params.model.context)
@@ -264,31 +229,32 @@ def run_ppo(
     ]
     blocks = pack([r["text"] for r in read_jsonl(splits / "train" / "corpus.jsonl")], tok, p.ptx_block)
     iterations = max(1, p.episodes // p.batch_size)
+    fingerprint = values_digest(p, train, sft, rm, init)
+    run = TrainingRun(params.resources, run_dir, fingerprint, iterations, tracker, "ppo", stop_after=stop_after)
+    accelerator = run.accelerator
     optimizers = [adamw(policy, p.lr), adamw(value, p.value_lr)]
-    warm = lambda s: min(1.0, 0.1 + 0.9 * s / p.warmup_steps) if p.warmup_steps else 1.0  # noqa: E731
-    schedules = [torch.optim.lr_scheduler.LambdaLR(o, warm) for o in optimizers]
+    updates = iterations * (p.batch_size // p.minibatch_size) * p.epochs
+    # The paper's PPO lr: linear warmup from a tenth, then constant (a floor of 1 is no decay).
+    schedules = [run.schedule(o, updates, p.warmup_steps, floor=1.0) for o in optimizers]
     policy, value, *optimizers = accelerator.prepare(policy, value, *optimizers)
     ref, reward_model = ref.to(accelerator.device), reward_model.to(accelerator.device)
     controller = pm.AdaptiveKL(p.kl_coef, p.target_kl, p.kl_horizon)
     ema = EMA(accelerator.unwrap_model(policy), p.ema_decay) if p.ema_decay else None
-    for thing in [*schedules, controller, *([ema] if ema else [])]:
-        accelerator.register_for_checkpointing(thing)
-    checkpoints = Checkpoints(run_dir, fingerprint(p, train, sft, rm, init))
-    start = checkpoints.load(accelerator)["step"]
+    start = run.resume(*schedules, controller, *([ema] if ema else []))["step"]
     ptx = corpus_batches(blocks, (p.minibatch_size // accelerator.num_processes) * p.ptx_ratio, p.seed)
     for _ in range(start * (p.batch_size // p.minibatch_size) * p.epochs):
         next(ptx)  # a resumed run continues the corpus stream where it stopped
     gold = load_gold(data)
     records = read_jsonl(splits / "train" / "prompts.jsonl")
-    history, stopped, began = [], None, time.perf_counter()
-    bar = progress(iterations, start, "ppo", not accelerator.is_main_process)
+    judge = reward if reward is not None else reward_model
+    stopped = None
     for it in range(start, iterations):
         prompts = prompt_batch(train, p, it, accelerator.process_index, accelerator.num_processes)
         batch = rollout(
             accelerator.unwrap_model(policy),
             ref,
             accelerator.unwrap_model(value),
-            reward_model,
+            judge,
             tok,
             prompts,
             p,
@@ -303,27 +269,21 @@ def run_ppo(
             row["gold_score"] = sum(scores) / len(scores) if scores else None
         controller.update(row["kl"], p.batch_size)
         row["episodes"] = (it + 1) * p.batch_size
-        history.append({"step": it + 1, **row})
-        tracker.log({f"train/{k}": v for k, v in row.items() if v is not None}, step=it + 1)
-        bar.update(1)
-        bar.set_postfix(reward=f"{row['reward']:.2f}", kl=f"{row['kl']:.2f}", refresh=False)  # drawn at mininterval
+        run.record(it + 1, row)
+        run.advance(reward=f"{row['reward']:.2f}", kl=f"{row['kl']:.2f}")
         if (it + 1) % p.checkpoint_every == 0 or it + 1 == iterations:
-            checkpoints.save(accelerator, it + 1, 0, 0)
+            run.save(it + 1)
         if row["kl"] > p.max_kl:
             stopped = f"stopped early at iteration {it + 1}: KL {row['kl']:.2f} > ppo.max_kl {p.max_kl}"
-            bar.write(stopped)
+            run.bar.write(stopped)
             break
-        if stop_after is not None and it + 1 >= stop_after:
-            from components.train.core import Interrupted
-
-            raise Interrupted(f"stopped after iteration {it + 1}")
-    bar.close()
-    seconds = time.perf_counter() - began
+        run.crash_if_asked(it + 1)
     final = accelerator.unwrap_model(policy)
     if ema is not None:
         final.load_state_dict(ema.shadow)
     save_pretrained(final, tok, out)
-    checkpoints.clear(accelerator)
+    seconds = run.finish()
+    history = run.history
     summary = evaluate_policy(final, ref, tok, data, splits, gold, p, context)
     if history and accelerator.is_main_process:
         plot_ppo_curve(history, plots / "ppo_reward_vs_kl.png")

@@ -22,11 +22,6 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torc
     return (out if shift_mean else out + mean) * mask
 
 
-def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
-    """log p(token) under logits divided by the sampling temperature (as in the rollout)."""
-    return torch.gather(F.log_softmax(logits / temperature, dim=-1), 2, tokens.unsqueeze(-1)).squeeze(-1)
-
-
 def entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     logp = F.log_softmax(logits / temperature, dim=-1)
     return -(logp.exp() * logp).sum(-1)

@@ -18,13 +18,14 @@ import torch.nn.functional as F
 
 from components.data.io import read_jsonl
 from components.eval.gold import load_gold
-from components.models.generation import chunks
-from components.models.model import RewardModel, context_length, load_tokenizer, reward_model_from, save_pretrained
-from components.models.text import completion_ids, join, pad_right, prompt_ids, to_device
+from components.eval.metrics import evaluate_rm, score
+from components.hashing import values_digest
+from components.models.model import context_length, load_tokenizer, save_pretrained
+from components.models.reward import RewardModel, reward_model_from
+from components.models.text import completion_ids, join, pad_right, prompt_ids
 from components.params import Params
 from components.tracking import Tracker
-from components.train.core import fingerprint, fit
-from components.world.grader import grade
+from components.train.core import fit
 
 
 def ranked_pairs(ranks: Sequence[int]) -> list[tuple[int, int]]:
@@ -79,55 +80,6 @@ def rm_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[tor
     }
 
 
-@torch.no_grad()
-def score(
-    model: torch.nn.Module,
-    tok,
-    messages: Sequence[list[dict]],
-    completions: Sequence[str],
-    max_len: int,
-    batch_size: int = 64,
-) -> list[float]:
-    """Reward of each (conversation, completion), bias included when the model is a RewardModel."""
-    rows = [
-        join(prompt_ids(tok, m), completion_ids(tok, c), max_len)[0] for m, c in zip(messages, completions, strict=True)
-    ]
-    rewards: list[float] = []
-    for batch in chunks(rows, batch_size):
-        ids, mask = pad_right(batch, tok.pad_token_id), pad_right([[1] * len(r) for r in batch], 0)
-        out = model(**to_device({"input_ids": ids, "attention_mask": mask}, model))
-        rewards += (out.logits.squeeze(-1) if hasattr(out, "logits") else out).tolist()
-    return rewards
-
-
-def pair_accuracy(records: list[dict], rewards: list[list[float]], orders: list[Sequence[float]]) -> float | None:
-    """Share of pairs ordered as `orders` orders them (higher is better there); ties in `orders` skipped."""
-    right = total = 0
-    for r, order in zip(rewards, orders, strict=True):
-        for i, j in itertools.combinations(range(len(order)), 2):
-            if order[i] != order[j]:
-                total += 1
-                right += (r[i] - r[j]) * (order[i] - order[j]) > 0
-    return right / total if total else None
-
-
-def evaluate_rm(model: RewardModel, tok, records: list[dict], gold: dict | None, max_len: int) -> dict:
-    flat_m = [r["messages"] for r in records for _ in r["completions"]]
-    flat_c = [c for r in records for c in r["completions"]]
-    flat = score(model, tok, flat_m, flat_c, max_len)
-    rewards, i = [], 0
-    for r in records:
-        rewards.append(flat[i : i + len(r["completions"])])
-        i += len(r["completions"])
-    labeler = [[-k for k in r["ranks"]] for r in records]  # rank 1 is best
-    metrics = {"accuracy": pair_accuracy(records, rewards, labeler), "gold_accuracy": None}
-    graded = [(r, w) for r, w in zip(records, rewards, strict=True) if gold is not None and r["id"] in gold]
-    if graded:  # records labelled by people have no gold spec: judged by the labeler only
-        golds = [[grade(gold[r["id"]], c).score for c in r["completions"]] for r, _ in graded]
-        metrics["gold_accuracy"] = pair_accuracy([r for r, _ in graded], [w for _, w in graded], golds)
-    return metrics
-
-
 def run_rm(params: Params, data: Path, splits: Path, init: Path, out: Path, run_dir: Path, tracker: Tracker) -> dict:
     p = params.rm
     tok = load_tokenizer(init)
@@ -136,20 +88,11 @@ def run_rm(params: Params, data: Path, splits: Path, init: Path, out: Path, run_
     context = context_length(model.config, params.model.context)
     train = [comparison_example(tok, r, context) for r in read_jsonl(splits / "train" / "comparisons.jsonl")]
     train = [e for e in train if e["pairs"]]
-    key = fingerprint(p, train, init)
-    model, result = fit(
-        model,
-        train,
-        partial(collate_comparisons, pad_id=tok.pad_token_id),
-        rm_step,
-        p,
-        params.resources,
-        run_dir,
-        tracker,
-        key,
-        desc="rm",
-        lengths=[max(map(len, e["sequences"])) for e in train],
-    )
+    key = values_digest(p, train, init)
+    collate = partial(collate_comparisons, pad_id=tok.pad_token_id)
+    lengths = [max(map(len, e["sequences"])) for e in train]  # a prompt's longest completion
+    where = (params.resources, run_dir, tracker, key)
+    model, result = fit(model, train, collate, rm_step, p, *where, desc="rm", lengths=lengths)
     # The paper's normalisation: labeler demonstrations score mean 0 before RL.
     demos = read_jsonl(splits / "train" / "demonstrations.jsonl")
     raw = score(model, tok, [d["messages"] for d in demos], [d["completion"] for d in demos], context)

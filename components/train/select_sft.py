@@ -13,12 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from components.data.io import read_jsonl
-from components.eval.gold import gold_scores, load_gold, mean
+from components.eval.gold import gold_scores, load_gold
+from components.eval.metrics import mean, score
 from components.models.generation import answer
-from components.models.model import context_length, inference_device, load_causal_lm, load_reward_model, load_tokenizer
+from components.models.model import context_length, inference_device, load_causal_lm, load_tokenizer
+from components.models.reward import load_reward_model
 from components.params import Params
 from components.tracking import Tracker
-from components.train.rm import score
 
 
 def run_select_sft(params: Params, data: Path, splits: Path, sft: Path, rm: Path, tracker: Tracker) -> dict:

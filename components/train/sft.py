@@ -13,14 +13,16 @@ from pathlib import Path
 import torch
 
 from components.data.io import read_jsonl
-from components.eval.gold import gold_scores, load_gold, mean
+from components.eval.gold import gold_scores, load_gold
+from components.eval.metrics import mean
+from components.hashing import values_digest
 from components.models.generation import answer
+from components.models.lm import lm_step, pack
 from components.models.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
 from components.models.text import collate_lm, lm_loss, sft_example, to_device
 from components.params import Params
 from components.tracking import Tracker
-from components.train.core import fingerprint, fit
-from components.train.pretrain import lm_step, pack
+from components.train.core import fit
 
 
 def epoch_dir(out: Path, epoch: int) -> Path:
@@ -85,21 +87,10 @@ def run_sft(params: Params, data: Path, splits: Path, base: Path, out: Path, run
         loss, numbers = lm_step(m, batch)
         return loss, {**numbers, "tokens": int(batch["attention_mask"].sum())}
 
-    key = fingerprint(p, train, base)
-    model, result = fit(
-        model,
-        train,
-        partial(collate_lm, pad_id=tok.pad_token_id),
-        step,
-        p,
-        params.resources,
-        run_dir,
-        tracker,
-        key,
-        on_epoch_end=save_epoch,
-        desc="sft",
-        lengths=[len(e["input_ids"]) for e in train],
-    )
+    key = values_digest(p, train, base)
+    collate, lengths = partial(collate_lm, pad_id=tok.pad_token_id), [len(e["input_ids"]) for e in train]
+    where = (params.resources, run_dir, tracker, key)
+    model, result = fit(model, train, collate, step, p, *where, on_epoch_end=save_epoch, desc="sft", lengths=lengths)
     set_dropout(model, 0.0)
     test = read_jsonl(splits / "test" / "prompts.jsonl")[: p.eval_prompts]
     gold = load_gold(data)

@@ -113,7 +113,7 @@ def build_records(
         rid = f"{PREFIX[name]}-{len(records[name]):06d}"
         record = {"id": rid, "user_id": user_id, "category": category, "messages": t.messages}
         if name == DEMONSTRATIONS:
-            record["completion"] = labeler.demonstration(t, r, habit, lab.padding, lab.padded_categories)
+            record["completion"] = labeler.demonstration(t, r, habit, lab.sign_off, lab.sign_off_categories)
         elif name == COMPARISONS:
             record["completions"] = labeler.candidates(t, world, r, r.randint(params.data.k_min, params.data.k_max))
             tasks.append(t)
@@ -146,7 +146,7 @@ def stats(records: dict[str, list[dict]], gold: list[dict], params: Params) -> d
         "k_distribution": {str(k): v for k, v in sorted(Counter(len(r["completions"]) for r in comparisons).items())},
         "users": len({r["user_id"] for recs in records.values() for r in recs}),
         "overlays": {"harmful": kinds["harmful"], "false_premise": kinds["false_premise"]},
-        "padded_demonstrations": sum(r["completion"].endswith(labeler.PADDING) for r in records[DEMONSTRATIONS]),
+        "signed_off_demonstrations": sum(r["completion"].endswith(labeler.SIGN_OFF) for r in records[DEMONSTRATIONS]),
     }
 
 

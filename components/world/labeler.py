@@ -107,22 +107,22 @@ CORRUPTIONS: list[Callable[[Task, World, random.Random], str | None]] = [
 ]
 
 
-PADDING = "I hope this helps."
+SIGN_OFF = "I hope this helps."
 
 
-def demonstration(t: Task, r: random.Random, habit: random.Random, padding: float, padded: Collection[str]) -> str:
-    """What a labeler writes: one of the ideal phrasings, for open-ended requests often padded.
+def demonstration(t: Task, r: random.Random, habit: random.Random, sign_off: float, signed: Collection[str]) -> str:
+    """What a labeler writes: one of the ideal phrasings, for open-ended requests often signed off.
 
     Labelers write worse than they rank, the premise of the paper's second and third steps: a
-    writer ends `padding` of their answers in the `padded` categories with a pleasantry that the
+    writer ends `sign_off` of their answers in the `signed` categories with a sign-off that the
     same labelers, ranking, mark down as chatter (grader.CHATTER; the `rambling` corruption). SFT
     learns the habit from the demonstrations; only the comparisons say what it costs. Overlays
-    (refusals, corrections) are never padded. `habit` is a generator of its own, so the padding
+    (refusals, corrections) are never signed off. `habit` is a generator of its own, so the sign-off
     leaves every other draw of the world (prompts, comparisons, users) as it is.
     """
     text = r.choice(t.ideals)
-    if t.overlay is None and t.category in padded and habit.random() < padding:
-        text = f"{text} {PADDING}"
+    if t.overlay is None and t.category in signed and habit.random() < sign_off:
+        text = f"{text} {SIGN_OFF}"
     return text
 
 
@@ -165,7 +165,7 @@ class LabelerPair:
     find the noise for a target. It is measured as pair_agreement counts it, ties (neighbours
     closer than tie_margin, chained) and all: on a policy's own samples half the pairs can have
     equal gold, and two nearly noiseless labelers tie those alike, which a closed form that
-    treats equal gold as a coin toss misses (it calibrated rounds to 0.77-1.0 agreement).
+    treats equal gold as a coin toss misses (it calibrates rounds far above the target).
     """
 
     def __init__(self, gold_lists: list[list[float]], tie_margin: float, seed: str):

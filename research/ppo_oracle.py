@@ -4,11 +4,11 @@ The recipe never lets training see the gold score (Gao et al.'s gold/proxy set-u
 script breaks that rule on purpose, in a throw-away copy of the project, to separate the
 two reasons PPO can fail to beat SFT: a reward model that misranks the policy's answers,
 or a PPO budget (episodes, learning rate, KL) too small to move the policy even with a
-perfect reward. It runs the `ppo` stage with the gold grader in place of the reward model
+perfect reward. It runs PPO (`run_ppo`, as the `ppo` stage does) with the gold grader as the reward it optimises
 (score = scale * (gold - 0.5), so the spread is like the RM's), then the `evaluate` stage,
 and prints one JSON line.
 
-    .venv/bin/python scripts/ppo_oracle.py [--root .] [--set ppo.episodes=4096 ...]
+    .venv/bin/python -m research.ppo_oracle [--root .] [--set ppo.episodes=4096 ...]
 
 The root needs the stages up to select_sft done (e.g. after `instructflow run`); its own
 artifacts are not touched. Tracking is off.
@@ -91,8 +91,10 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["INSTRUCTFLOW_TRACKING"] = "off"
     params = load_params(args.root / "params.yaml", args.overrides)
-    import components.train.ppo as ppo
-    from components.stages import STAGES, selected_sft
+    from components.paths import CHECKPOINTS, DATA, MODELS, PLOTS, SPLITS_DIR, selected_sft
+    from components.stages import STAGES
+    from components.tracking import Tracker
+    from components.train.ppo import run_ppo
 
     with tempfile.TemporaryDirectory(prefix="ppo-oracle-") as tmp:
         root = Path(tmp)
@@ -106,14 +108,10 @@ def main() -> None:
             tuple(prompt_ids(tok, r["messages"])[-limit:]): gold[r["id"]]
             for r in read_jsonl(root / "artifacts" / "data" / "train" / "prompts.jsonl")
         }
-        load_models = ppo.load_models
-
-        def with_gold_reward(*a, **k):
-            policy, ref, value, _ = load_models(*a, **k)
-            return policy, ref, value, GoldReward(tok, specs, args.scale)
-
-        ppo.load_models = with_gold_reward
-        trained = STAGES["ppo"].run(params, root)
+        trained = run_ppo(
+            params, root / DATA, root / SPLITS_DIR, selected_sft(root), root / MODELS / "rm", root / MODELS / "ppo",
+            root / CHECKPOINTS / "ppo", root / PLOTS, Tracker(active=False), reward=GoldReward(tok, specs, args.scale),
+        )  # fmt: skip
         evaluated = None if args.ppo_only else STAGES["evaluate"].run(params, root)
         history = json.loads((root / "artifacts" / "plots" / "ppo_history.json").read_text())
     first, last = history[: len(history) // 4 or 1], history[-(len(history) // 4 or 1) :]

@@ -13,7 +13,7 @@ Fresh prompts come from a larger world, made with
 not touched; everything happens in a throw-away folder. Sampling, the RM runs and PPO each use
 one process per worker; with CUDA the RM trains on the GPU.
 
-    .venv/bin/python scripts/rm_label_scale.py --root . --world /tmp/big --sizes 0,2400,6000 --workers 2 --ppo
+    .venv/bin/python -m research.rm_label_scale --root . --world /tmp/big --sizes 0,2400,6000 --workers 2 --ppo
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from pathlib import Path
 from components.data.io import read_jsonl, write_jsonl
 from components.data.prepare import split_of
 from components.eval.gold import load_gold
-from components.loop.rounds import comparable, comparison_records, gold_for, sample_answers, simulated_ranks
+from components.loop.samples import comparable, comparison_records, gold_for, sample_answers, simulated_ranks
 from components.params import Params, load_params
-from components.stages import STAGES, selected_sft
-from scripts.rm_diagnose import diagnose
+from components.paths import selected_sft
+from components.stages import STAGES
+from research.rm_diagnose import diagnose
 
 PPO_KEYS = ("win_rate_vs_sft", "kl_to_sft", "gold_score", "sft_gold_score", "reward", "seconds")
 

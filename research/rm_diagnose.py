@@ -18,7 +18,7 @@ This script measures that against the toy world's gold grader and prints one JSO
   the ideal does, and `win_rate_if_slips_fixed`, the win rate against SFT a policy would reach
   by improving exactly those answers and no others (0.5 + slips / (2 x prompts)).
 
-    .venv/bin/python scripts/rm_diagnose.py [--root .] [--policy FOLDER] [--rm FOLDER] [--prompts 200] [--k 4]
+    .venv/bin/python -m research.rm_diagnose [--root .] [--policy FOLDER] [--rm FOLDER] [--prompts 200] [--k 4]
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ import torch
 
 from components.data.io import read_jsonl
 from components.eval.gold import load_gold
-from components.loop.rounds import sample_answers
+from components.eval.metrics import pair_accuracy, score, win_rate
+from components.loop.samples import sample_answers
 from components.models.generation import answer
-from components.models.model import context_length, load_causal_lm, load_reward_model, load_tokenizer
+from components.models.model import context_length, load_causal_lm, load_tokenizer
+from components.models.reward import load_reward_model
 from components.params import Params, load_params
-from components.train.ppo import win_rate
-from components.train.rm import pair_accuracy, score
 from components.world.grader import grade, mentions, words
 from components.world.kb import DAYS, ENTITY_TYPES, PEOPLE, PLACES
 
@@ -167,7 +167,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=200)
     ap.add_argument("--k", type=int, default=4)
     args = ap.parse_args()
-    from components.stages import selected_sft
+    from components.paths import selected_sft
 
     torch.set_num_threads(1)
     policy = args.policy or selected_sft(args.root)

@@ -1,0 +1,52 @@
+"""Language-model helpers every stage shares: corpus blocks, the LM step, logits and log-probs of a response.
+
+A rollout row is a left-padded prompt followed by a right-padded response; `positions` keeps
+position ids blind to the left padding, as generate() does, so the same row scores the same
+whatever its padding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from components.models.model import DOC
+from components.models.text import lm_loss
+
+
+def pack(texts: list[str], tok, block: int) -> list[dict]:
+    """Documents joined by the document separator and cut into blocks of `block` tokens (GPT style)."""
+    stream: list[int] = []
+    for text in texts:
+        stream += tok(text + DOC, add_special_tokens=False)["input_ids"]
+    return [{"input_ids": stream[i : i + block]} for i in range(0, len(stream) - block + 1, block)]
+
+
+def collate_blocks(batch: list[dict]) -> dict[str, torch.Tensor]:
+    ids = torch.tensor([b["input_ids"] for b in batch], dtype=torch.long)
+    return {"input_ids": ids, "labels": ids}
+
+
+def lm_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
+    loss, n = lm_loss(logits, batch["labels"])
+    return loss, {"tokens": batch["input_ids"].numel(), "examples": len(batch["input_ids"]), "target_tokens": n}
+
+
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that ignore left padding, as generate() uses them."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def lm_logits(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
+
+
+def response_slice(x: torch.Tensor, q: int) -> torch.Tensor:
+    """Outputs at the positions that predict response tokens (position q-1 predicts token q)."""
+    return x[:, q - 1 : -1]
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log p(token) under logits divided by the sampling temperature (as in the rollout)."""
+    return torch.gather(F.log_softmax(logits / temperature, dim=-1), 2, tokens.unsqueeze(-1)).squeeze(-1)

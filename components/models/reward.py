@@ -1,0 +1,63 @@
+"""The reward model: a scalar head on the last non-pad token, plus the normalisation bias that
+makes labeler demonstrations score mean 0 (saved in the config as `reward_bias`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
+
+from components.errors import DataError
+from components.models.model import load_tokenizer, set_dropout
+
+
+def reward_model_from(path: Path | str, pad_token_id: int) -> PreTrainedModel:
+    """A sequence-scoring model initialised from an LM folder: its backbone plus a new scalar head.
+
+    The HF *ForSequenceClassification classes pool at the last non-pad token, as the paper's RM does.
+    Only the head may be missing from the folder: a backbone that did not load would train from
+    random weights, which transformers reports only as a warning (hidden at our verbosity).
+    """
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        str(path),
+        num_labels=1,
+        use_safetensors=True,
+        trust_remote_code=False,
+        pad_token_id=pad_token_id,
+        output_loading_info=True,
+    )
+    head = {name for name, _ in model.score.named_parameters(prefix="score")}
+    if stray := sorted(set(info["missing_keys"]) - head):
+        shown = ", ".join(stray[:5]) + (f" and {len(stray) - 5} more" if len(stray) > 5 else "")
+        raise DataError(path, None, f"cannot initialise a reward model from it: weights missing: {shown}")
+    model.config.pad_token_id = pad_token_id
+    set_dropout(model, 0.0)
+    return model
+
+
+class RewardModel(torch.nn.Module):
+    """A loaded reward model: r(x, y) = head(h_last) + bias, the bias saved in config.reward_bias.
+
+    Every loader of ours applies the bias; it makes labeler demonstrations score mean 0.
+    """
+
+    def __init__(self, model: PreTrainedModel):
+        super().__init__()
+        self.model = model
+
+    @property
+    def bias(self) -> float:
+        return float(getattr(self.model.config, "reward_bias", 0.0))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return logits.squeeze(-1) + self.bias
+
+
+def load_reward_model(
+    path: Path | str, device: torch.device | str = "cpu"
+) -> tuple[RewardModel, PreTrainedTokenizerBase]:
+    model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
+    set_dropout(model, 0.0)
+    return RewardModel(model).to(device).eval(), load_tokenizer(path)

@@ -1,0 +1,26 @@
+"""Each benchmark runs one tiny step, so none can rot; speed is measured by running them, never here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import ppo_throughput, rm_throughput, sft_throughput
+from components.params import Params
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "options"),
+    [
+        (sft_throughput, "sft_tokens_per_second", {}),
+        (rm_throughput, "rm_comparisons_per_second", {}),
+        (ppo_throughput, "ppo_episodes_per_second", {"corpus_docs": 100}),
+    ],
+)
+def test_each_benchmark_prints_one_json_line(module, name: str, options: dict, tiny_params: Params, capsys) -> None:
+    module.main(tiny_params, repeats=1, **options)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["benchmark"] == name and result["value"] > 0

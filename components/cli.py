@@ -1,4 +1,8 @@
-"""`instructflow`: the command line. Every command takes --params, --profile and --set."""
+"""`instructflow`: the command line. Every command takes --params, --profile and --set.
+
+A command imports the components that need torch, Great Expectations or Prefect when it runs:
+they take seconds to import, and `instructflow --help` or `instructflow label export` should not wait.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,14 @@ from typing import Annotated
 
 import typer
 
+from components.data.schema import KINDS
 from components.errors import DataError, ParamsError, StageError
+from components.loop.labeling import TASKS, export_pending, import_labels, labels_pending
 from components.params import Params, load_params
+from components.paths import METRICS, round_root
+from components.registry import CHAMPION, RegistryError, alias_version, client, fetch
+from components.registry import rollback as move_back
+from components.stages import STAGES, run_stage
 
 app = typer.Typer(help="InstructGPT's recipe as a reproducible pipeline.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Make or bring data in the native format.", no_args_is_help=True)
@@ -65,7 +75,6 @@ def data_import(
 ) -> None:
     """Convert a public format into the native one."""
     from components.data.importers import run_import
-    from components.data.schema import KINDS
 
     if kind not in KINDS or kind == "corpus":
         fail(f"--kind must be demonstrations, comparisons or prompts, got {kind!r}")
@@ -88,7 +97,6 @@ def validate(
 ) -> None:
     """Check data files with Great Expectations; exit 1 with a report naming every failing record."""
     from components.data.validate import validate_and_record
-    from components.paths import METRICS
 
     if not data.exists():
         fail(f"{data}: folder not found")
@@ -109,7 +117,6 @@ def stage(
     set_: SetOpt = None,
 ) -> None:
     """Run one pipeline stage in this folder: what `dvc repro` and the flows call."""
-    from components.stages import STAGES
 
     set_threads()
     if name not in STAGES:
@@ -182,7 +189,6 @@ def round_(
 ) -> None:
     """One round of the feedback loop in artifacts/rounds/round-NN (what the flow's round subflow runs)."""
     from components.loop.rounds import prepare_round, run_round
-    from components.stages import run_stage
 
     set_threads()
     p = params_from(params, profile, set_)
@@ -198,8 +204,6 @@ def round_(
 
 
 def round_folder(number: int) -> Path:
-    from components.loop.labeling import TASKS
-    from components.paths import round_root
 
     sub = round_root(Path.cwd(), number)
     if not (sub / TASKS).exists():
@@ -232,7 +236,6 @@ def label_serve(
 @label_app.command("export")
 def label_export(round_: RoundOpt, out: Annotated[Path, typer.Option(help="JSONL of pending tasks")]) -> None:
     """Write the round's tasks nobody has ranked yet, for another labeling tool."""
-    from components.loop.labeling import export_pending
 
     typer.echo(f"wrote {export_pending(round_folder(round_), out)} pending tasks to {out}")
 
@@ -244,7 +247,6 @@ def label_import(
     labeler: Annotated[str, typer.Option(help="labeler id for rows without one")] = "imported",
 ) -> None:
     """Add finished tasks from another tool to the round's labels (all rows checked first)."""
-    from components.loop.labeling import import_labels, labels_pending
 
     sub = round_folder(round_)
     try:
@@ -263,8 +265,6 @@ def chat(
 ) -> None:
     """Talk to a policy with its chat template; multi-turn until /exit (or end of input)."""
     import tempfile
-
-    from components.registry import CHAMPION, RegistryError, alias_version, client, fetch
 
     set_threads()
     p = params_from(params, None, None)
@@ -311,8 +311,6 @@ def chat(
 @app.command()
 def rollback(params: ParamsOpt = Path("params.yaml")) -> None:
     """Move the policy's `champion` alias back to the version that was champion before."""
-    from components.registry import RegistryError
-    from components.registry import rollback as move_back
 
     p = params_from(params, None, None)
     try:

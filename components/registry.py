@@ -21,6 +21,7 @@ import yaml
 
 from components.hashing import values_digest
 from components.params import Params, PromotionParams
+from components.tracking import configure
 
 CANDIDATE, CHAMPION = "candidate", "champion"
 PREVIOUS = "instructflow.previous_champion"
@@ -33,8 +34,6 @@ class RegistryError(RuntimeError):
 
 def client(root: Path):
     from mlflow import MlflowClient
-
-    from components.tracking import configure
 
     configure(root)
     return MlflowClient()

@@ -25,9 +25,12 @@ from prefect.artifacts import (
 from prefect.runtime import flow_run
 
 from components.eval.report import SAFETY_LABELS
+from components.loop.labeling import labels_pending
 from components.params import Params, load_params, params_file
 from components.paths import DATA, EVALUATION, round_root
+from components.registry import data_version, params_hash
 from components.stages import STAGES
+from components.tracking import configure
 from flows.stage import run_subprocess, stage_flow, subprocess_env
 
 MLFLOW_UI = os.environ.get("INSTRUCTFLOW_MLFLOW_UI", "http://127.0.0.1:5000")
@@ -46,7 +49,6 @@ def data_flow(params: Params, root: str, regenerate: bool = False) -> str:
             run_subprocess(command, project, subprocess_env(), "data generate")
     else:
         logger.info("using the data in %s (regenerate=True rewrites it)", project / DATA)
-    from components.registry import data_version
 
     return data_version(project)
 
@@ -61,8 +63,6 @@ def round_flow(number: int, params: Params, root: str, parent_run_id: str | None
     import sys
 
     from prefect.flow_runs import pause_flow_run
-
-    from components.loop.labeling import labels_pending
 
     project, env = Path(root), subprocess_env(parent_run_id)
     with params_file(params) as path:
@@ -79,8 +79,7 @@ def round_flow(number: int, params: Params, root: str, parent_run_id: str | None
 
 def commit_rounds(root: Path, rounds: int) -> str:
     """Append the rounds' comparisons to data/ and record the new data version with DVC when the project has one."""
-    from components.loop.samples import publish
-    from components.registry import data_version
+    from components.loop.samples import publish  # imports torch: only when rounds ran
 
     added = publish(root, rounds)
     logger = get_run_logger()
@@ -97,9 +96,6 @@ def mlflow_parent(root: Path, params: Params):
     if os.environ.get("INSTRUCTFLOW_TRACKING", "on") == "off":
         return None
     import mlflow
-
-    from components.registry import params_hash
-    from components.tracking import configure
 
     experiment_id = configure(root)
     tags = {"prefect.flow_run_id": str(flow_run.id or ""), "instructflow.params_hash": params_hash(params)}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from components.data.io import atomic_path, read_jsonl, write_jsonl
 from components.data.schema import CORPUS, KINDS, SPLITS
+from components.data.validate import run_validate
 from components.params import PrepareParams, ValidateParams
 
 
@@ -36,7 +37,6 @@ def run_prepare(params: PrepareParams, checks: ValidateParams, data: Path, out: 
     The splits are validated (no user or prompt text in two splits, every rule per file)
     before they are renamed into place; their Data Docs go to OUT/validation.
     """
-    from components.data.validate import run_validate
 
     files = [name for name in KINDS.values() if (data / name).exists()]
     if not files:

@@ -21,6 +21,7 @@ from components.data.schema import COMPARISONS, DEMONSTRATIONS, PROMPTS
 from components.eval.gold import load_gold
 from components.eval.metrics import kl_to, perplexity, score, win_rate
 from components.eval.promotion import SAFETY, decide
+from components.eval.report import plot_all, write_report
 from components.models.generation import answer
 from components.models.lm import pack
 from components.models.model import context_length, inference_device, load_causal_lm, load_tokenizer
@@ -247,7 +248,6 @@ def run_evaluate(
     tracker: Tracker,
 ) -> dict:
     """Evaluate, decide promotion against `reference` (champion or sft), write plots and the report."""
-    from components.eval.report import plot_all, write_report
 
     data, splits = root / "data", root / "artifacts" / "data"
     metrics, records, answers, gold = evaluate_models(params, data, splits, models, rm)

@@ -1,6 +1,5 @@
-"""Models and tokenizers: the tiny base model, loading a local Hugging Face model, the chat
-template, and the reward model (a scalar head on the last non-pad token, plus the
-normalisation bias that makes labeler demonstrations score mean 0).
+"""Models and tokenizers: the tiny base model, loading and saving a local Hugging Face model,
+and the chat template. The reward model is in reward.py.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ with its normalisation bias. Each iteration samples a batch of responses (left-p
 prompts, the KV cache, the params' temperature), scores them (RM score at the last token,
 minus beta x per-token KL to the reference, a penalty without end-of-sequence), computes
 GAE advantages and runs clipped PPO updates, adding ptx_coef x the LM loss on corpus blocks
-(PPO-ptx; 0 gives plain PPO). The math is in ppo_math.py.
+(PPO-ptx; 0 gives plain PPO). The math is in ppo_math.py (log-probs of a response in
+models/lm.py); checkpoints, schedules, progress and logging are the core's TrainingRun.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import torch
 
 from components.data.io import read_jsonl
 from components.eval.gold import gold_scores, load_gold
-from components.eval.metrics import kl_to, perplexity, win_rate
+from components.eval.metrics import kl_to, mean, perplexity, win_rate
 from components.eval.report import plot_ppo_curve
 from components.hashing import values_digest
 from components.models.generation import answer_ids, generate_ids
 from components.models.lm import collate_blocks, lm_logits, lm_step, pack, positions, response_slice, token_logprobs
 from components.models.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
+from components.models.reward import RewardModel
 from components.models.text import batch_tensors, prompt_ids, to_device
 from components.params import Params, PPOParams
 from components.tracking import Tracker
@@ -185,8 +187,6 @@ def update(policy, value, optimizers, schedules, accelerator, batch: Rollout, pt
 def load_models(sft: Path, rm: Path, p: PPOParams, init: Path | None = None):
     from transformers import AutoModelForSequenceClassification
 
-    from components.models.reward import RewardModel
-
     policy = load_causal_lm(init or sft)
     ref = load_causal_lm(sft).eval().requires_grad_(False)
     rm_hf = AutoModelForSequenceClassification.from_pretrained(str(rm), use_safetensors=True, trust_remote_code=False)
@@ -223,10 +223,8 @@ def run_ppo(
     tok = load_tokenizer(sft)
     policy, ref, value, reward_model = load_models(sft, rm, p, init)
     context = context_length(policy.config, params.model.context)
-    train = [
-        prompt_ids(tok, r["messages"])[-(context - p.max_new_tokens) :]
-        for r in read_jsonl(splits / "train" / "prompts.jsonl")
-    ]
+    records = read_jsonl(splits / "train" / "prompts.jsonl")
+    train = [prompt_ids(tok, r["messages"])[-(context - p.max_new_tokens) :] for r in records]
     blocks = pack([r["text"] for r in read_jsonl(splits / "train" / "corpus.jsonl")], tok, p.ptx_block)
     iterations = max(1, p.episodes // p.batch_size)
     fingerprint = values_digest(p, train, sft, rm, init)
@@ -245,28 +243,19 @@ def run_ppo(
     for _ in range(start * (p.batch_size // p.minibatch_size) * p.epochs):
         next(ptx)  # a resumed run continues the corpus stream where it stopped
     gold = load_gold(data)
-    records = read_jsonl(splits / "train" / "prompts.jsonl")
     judge = reward if reward is not None else reward_model
+    rank, world = accelerator.process_index, accelerator.num_processes
     stopped = None
     for it in range(start, iterations):
-        prompts = prompt_batch(train, p, it, accelerator.process_index, accelerator.num_processes)
-        batch = rollout(
-            accelerator.unwrap_model(policy),
-            ref,
-            accelerator.unwrap_model(value),
-            judge,
-            tok,
-            prompts,
-            p,
-            controller.beta,
-        )
+        prompts = prompt_batch(train, p, it, rank, world)
+        unwrapped = accelerator.unwrap_model(policy), accelerator.unwrap_model(value)
+        batch = rollout(unwrapped[0], ref, unwrapped[1], judge, tok, prompts, p, controller.beta)
         policy.train(), value.train()  # dropout is 0 in all four models
         row = {**batch.stats, **update(policy, value, optimizers, schedules, accelerator, batch, ptx, p, ema)}
         policy.eval(), value.eval()
-        if gold is not None:
-            picked = prompt_batch(list(range(len(train))), p, it, accelerator.process_index, accelerator.num_processes)
-            scores = gold_scores(gold, [records[i] for i in picked], batch.texts)
-            row["gold_score"] = sum(scores) / len(scores) if scores else None
+        if gold is not None:  # the world's grader watches; it never trains
+            picked = [records[i] for i in prompt_batch(list(range(len(train))), p, it, rank, world)]
+            row["gold_score"] = mean(gold_scores(gold, picked, batch.texts))
         controller.update(row["kl"], p.batch_size)
         row["episodes"] = (it + 1) * p.batch_size
         run.record(it + 1, row)
@@ -286,12 +275,20 @@ def run_ppo(
     history = run.history
     summary = evaluate_policy(final, ref, tok, data, splits, gold, p, context)
     if history and accelerator.is_main_process:
-        plot_ppo_curve(history, plots / "ppo_reward_vs_kl.png")
-        tracker.log_artifact(plots / "ppo_reward_vs_kl.png", "plots")
-        (plots / "ppo_history.json").write_text(json.dumps(history, indent=1))
-    episodes = (len(history)) * p.batch_size
+        write_history(history, plots, tracker)
+    return {**summary, **training_summary(history, seconds, stopped, p)}
+
+
+def write_history(history: list[dict], plots: Path, tracker: Tracker) -> None:
+    """The per-batch rows as JSON (`dvc plots`) and the training curves as a PNG (MLflow too)."""
+    plot_ppo_curve(history, plots / "ppo_reward_vs_kl.png")
+    tracker.log_artifact(plots / "ppo_reward_vs_kl.png", "plots")
+    (plots / "ppo_history.json").write_text(json.dumps(history, indent=1))
+
+
+def training_summary(history: list[dict], seconds: float, stopped: str | None, p: PPOParams) -> dict:
+    episodes = len(history) * p.batch_size
     return {
-        **summary,
         "reward": history[-1]["reward"] if history else None,
         "train_gold_score": history[-1].get("gold_score") if history else None,
         "kl": history[-1]["kl"] if history else None,

@@ -18,10 +18,13 @@ from .conftest import ROOT, tool_env
 POLICY = "instructflow-policy"
 
 
-@pytest.fixture(scope="module")
-def project(ppo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the PPO project with its own MLflow store and a data.dvc, as a checkout has."""
-    root = tmp_path_factory.mktemp("registry") / "project"
+@pytest.fixture
+def project(ppo_root: Path, tmp_path: Path) -> Path:
+    """A copy of the PPO project with its own MLflow store and a data.dvc, as a checkout has.
+
+    One per test: each test's registry starts empty, whichever order the tests run in.
+    """
+    root = tmp_path / "project"
     shutil.copytree(ppo_root, root, ignore=shutil.ignore_patterns("mlflow.db", "mlruns"))
     (root / "data.dvc").write_text("outs:\n- md5: 0123abcd.dir\n  path: data\n")
     shutil.copy(ROOT / "params.yaml", root / "params.yaml")
@@ -84,8 +87,7 @@ def test_registry_promotes_only_through_the_gates_and_rolls_back(project: Path, 
 def test_the_champion_loads_with_mlflow_and_answers_in_chat(project: Path, tiny_params: Params) -> None:
     import mlflow
 
-    if not aliases(project).get(CHAMPION):
-        evaluate_and_register(gated(tiny_params, 0.0), project)
+    evaluate_and_register(gated(tiny_params, 0.0), project)  # a fresh project: its first candidate is champion
     from components.tracking import configure
 
     configure(project)

@@ -66,21 +66,36 @@ def data_generate(
 
 @data_app.command("import")
 def data_import(
-    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="alpaca|dolly|hh-rlhf|sharegpt|openai-chat|scored")],
-    src: Annotated[Path, typer.Argument(help="source file")],
-    kind: Annotated[str, typer.Option(help="demonstrations|comparisons|prompts")] = "demonstrations",
+    fmt: Annotated[
+        str, typer.Argument(metavar="FORMAT", help="alpaca|dolly|hh-rlhf|sharegpt|openai-chat|scored, or text (corpus)")
+    ],
+    src: Annotated[Path, typer.Argument(help="source file (text: a file or a folder of .txt/.md, or JSON Lines)")],
+    kind: Annotated[str, typer.Option(help="demonstrations|comparisons|prompts|corpus")] = "demonstrations",
     out: Annotated[Path | None, typer.Option(help="output file (default data/<kind>.jsonl)")] = None,
     category: Annotated[str | None, typer.Option(help="category for every record")] = None,
     append: Annotated[bool, typer.Option(help="add to OUT instead of replacing it")] = False,
+    text_field: Annotated[
+        str, typer.Option(help="text: the field of a JSON Lines source that holds the text")
+    ] = "text",
+    params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Convert a public format into the native one."""
-    from components.data.importers import run_import
-
-    if kind not in KINDS or kind == "corpus":
-        fail(f"--kind must be demonstrations, comparisons or prompts, got {kind!r}")
+    if kind not in KINDS:
+        fail(f"--kind must be demonstrations, comparisons, prompts or corpus, got {kind!r}")
+    if (fmt == "text") != (kind == "corpus"):
+        fail(f"--kind must be corpus for text and demonstrations, comparisons or prompts for {fmt}, got {kind!r}: "
+             "pretraining text comes in as `instructflow data import text docs/ --kind corpus`")  # fmt: skip
     target = out or Path("data") / KINDS[kind]
     try:
-        metrics = run_import(fmt, src, kind, target, category=category, append=append)
+        if kind == "corpus":
+            from components.data.corpus import run_import_corpus
+
+            max_chars = params_from(params, None, None).validate_.max_text_chars  # what validation allows
+            metrics = run_import_corpus(src, target, max_chars, text_field=text_field, append=append)
+        else:
+            from components.data.importers import run_import
+
+            metrics = run_import(fmt, src, kind, target, category=category, append=append)
     except (DataError, ValueError, FileNotFoundError) as e:
         fail(str(e))
     typer.echo(json.dumps(metrics, indent=2))

@@ -47,6 +47,14 @@ def two_process_env() -> dict[str, str]:
     return env
 
 
+@pytest.fixture(autouse=True)
+def own_mlflow_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every project a test makes logs to its own store: a URI an earlier test left in the
+    environment (mlflow.set_tracking_uri exports one) would send them all to one store."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "INSTRUCTFLOW_MLFLOW_URI"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def two_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     """For a stage run with resources.num_processes 2: its `accelerate launch` inherits the hidden GPUs."""

@@ -433,3 +433,61 @@ def test_ids_come_from_the_source_when_unique(tmp_path: Path) -> None:
     rows[2]["id"] = "sharegpt-000001"  # a source id equal to a generated one cannot be kept apart
     with pytest.raises(DataError, match=r"s\.jsonl: line 3: id 'sharegpt-000001' is also the generated id"):
         run_import("sharegpt", write_lines(tmp_path / "s.jsonl", rows), "demonstrations", tmp_path / "d.jsonl")
+
+
+def test_equal_answers_of_a_scored_prompt_merge_with_their_mean_score(tmp_path: Path) -> None:
+    rows = [
+        {"prompt": "Is the sun a star?", "completion": "Yes.", "score": 1.0},
+        {"prompt": "Is the sun a star?", "completion": "No.", "score": 0.0},
+        {"prompt": "Is the sun a star?", "completion": "Yes.", "score": 0.6},  # the same answer again
+        {"prompt": "Is the sun a star?", "completion": "It is a planet.", "score": 0.9},
+    ]
+    metrics = run_import("scored", write_lines(tmp_path / "s.jsonl", rows), "comparisons", tmp_path / "c.jsonl")
+    (record,) = read_jsonl(tmp_path / "c.jsonl")
+    assert record["completions"] == ["Yes.", "No.", "It is a planet."]
+    assert record["ranks"] == [2, 3, 1]  # "Yes." scores its mean, 0.8, below 0.9
+    assert metrics["merged_equal_answers"] == 1 and metrics["written"] == 1
+
+
+def test_an_import_that_gives_no_record_is_an_error_and_leaves_the_output(tmp_path: Path) -> None:
+    out = tmp_path / "demonstrations.jsonl"
+    out.write_text('{"keep": "me"}\n')
+    src = write_lines(tmp_path / "empty.jsonl", [{"instruction": "Hi", "output": "  "}])
+    with pytest.raises(
+        DataError, match=r"no demonstrations record to write \(1 rows read; skipped: 1 empty completion\)"
+    ):
+        run_import("alpaca", src, "demonstrations", out)
+    assert out.read_text() == '{"keep": "me"}\n'
+
+
+def test_text_files_folders_and_json_lines_become_corpus_documents(tmp_path: Path) -> None:
+    from components.data.corpus import run_import_corpus
+
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "a.txt").write_text("First paragraph,\nwrapped.\n\nSecond one.\n", encoding="utf-8")
+    (docs / "sub" / "b.md").write_text("word " * 30, encoding="utf-8")  # 149 chars: cut at spaces
+    (docs / "ignored.bin").write_bytes(b"\x00\x01")
+    out = tmp_path / "corpus.jsonl"
+    metrics = run_import_corpus(docs, out, max_chars=60)
+    records = read_jsonl(out)
+    assert metrics["files"] == 2 and metrics["written"] == len(records) == 4
+    assert records[0]["text"] == "First paragraph, wrapped.\n\nSecond one."  # paragraphs kept whole, joined
+    assert all(len(r["text"]) <= 60 for r in records)
+    assert " ".join(r["text"] for r in records[1:]) == " ".join(["word"] * 30)
+    assert all(set(r) == {"id", "text"} for r in records) and len({r["id"] for r in records}) == 4
+    run_import_corpus(docs, tmp_path / "again.jsonl", max_chars=60)
+    assert (tmp_path / "again.jsonl").read_bytes() == out.read_bytes()  # deterministic
+
+    rows = write_lines(tmp_path / "rows.jsonl", [{"body": "One text."}, {"body": "Another text."}])
+    metrics = run_import_corpus(rows, out, max_chars=60, text_field="body", append=True)
+    assert (metrics["existing"], metrics["written"], metrics["total"]) == (4, 2, 6)
+    with pytest.raises(DataError, match="already in this file"):
+        run_import_corpus(rows, out, max_chars=60, text_field="body", append=True)
+    with pytest.raises(DataError, match=r"line 1: field 'text' must be a string, got NoneType"):
+        run_import_corpus(rows, tmp_path / "x.jsonl", max_chars=60)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "blank.txt").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no text to write"):
+        run_import_corpus(empty, tmp_path / "y.jsonl", max_chars=60)

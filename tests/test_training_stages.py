@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from components.data.io import read_jsonl
-from components.errors import DataError
+from components.errors import DataError, StageError
 from components.eval.metrics import score
 from components.models.model import (
     context_length,
@@ -83,7 +83,11 @@ def test_the_reward_bias_centres_demonstrations_and_every_loader_applies_it(trai
 def test_each_stage_is_a_nested_mlflow_run_with_metrics(trained_root: Path) -> None:
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{trained_root / 'mlflow.db'}")
+    from components.tracking import configure
+
+    # configure, not mlflow.set_tracking_uri: that one exports MLFLOW_TRACKING_URI, and every later
+    # test in this worker would then log and register into this store.
+    configure(trained_root)
     runs = mlflow.search_runs(experiment_names=["instructflow"], output_format="list")
     by_stage = {r.data.tags["instructflow.stage"]: r for r in runs}
     assert {"pretrain", "sft", "rm", "select_sft"} <= by_stage.keys()
@@ -217,3 +221,25 @@ def test_sft_mixes_in_corpus_blocks_and_so_forgets_less_of_the_corpus(
         return perplexity(load_causal_lm(root / "artifacts" / "models" / "sft" / "epoch-02"), held_out)
 
     assert corpus_perplexity_after_sft(0.5) < corpus_perplexity_after_sft(0.0)
+
+
+def test_without_a_corpus_every_stage_runs_and_skips_what_needs_one(
+    tiny_data: Path, trained_root: Path, tiny_params: Params, tmp_path: Path
+) -> None:
+    """A user's data with no corpus: no ptx term, no perplexity, said once by prepare; pretrain needs model.base."""
+    root = tmp_path / "project"
+    shutil.copytree(tiny_data, root / "data", ignore=shutil.ignore_patterns("corpus.jsonl"))
+    STAGES["validate"].run(tiny_params, root)
+    prepared = STAGES["prepare"].run(tiny_params, root)
+    assert any("no corpus.jsonl" in note for note in prepared["notes"])
+    with pytest.raises(StageError, match="no pretraining text for the tiny base model; set model.base"):
+        STAGES["pretrain"].run(tiny_params, root)
+    base = str(trained_root / "artifacts" / "models" / "base")  # a local Hugging Face folder
+    params = tiny_params.model_copy(update={"model": tiny_params.model.model_copy(update={"base": base})})
+    for name in ("pretrain", "sft", "rm", "select_sft"):
+        STAGES[name].run(params, root)
+    ppo = STAGES["ppo"].run(params, root)
+    assert ppo["episodes"] == params.ppo.episodes and ppo["corpus_perplexity"] is None
+    evaluation = STAGES["evaluate"].run(params, root)
+    assert set(evaluation["corpus_perplexity"].values()) == {None}
+    assert evaluation["win_rate_vs_sft"]["ppo"] is not None  # everything else is measured

@@ -97,6 +97,7 @@ class Example:
     user_id: str | None = None
     category: str | None = None  # a Table 1 name, mapped from the source
     group: str | None = None  # records of one group share a synthetic user (default: none)
+    merged: int = 0  # source answers folded into an equal answer of the same prompt (scored rows)
 
 
 @dataclass(frozen=True)
@@ -453,14 +454,28 @@ def _read_scored(rows: Iterable[Row]) -> Iterator[Example | Skipped]:
         groups.setdefault(dumps(prompt), []).append(member)
     for members in groups.values():
         loc, row, prompt = members[0][:3]  # the group's first row speaks for user and category
+        answers, scores = _merge_equal_answers([(m[3], m[4]) for m in members])
         yield Example(
             loc,
             prompt,
-            [m[3] for m in members],
-            _dense_ranks([m[4] for m in members]),
+            answers,
+            _dense_ranks(scores),
             user_id=_ident(row, loc, "user_id"),
             category=_row_category(row, loc),
+            merged=len(members) - len(answers),
         )
+
+
+def _merge_equal_answers(scored: list[tuple[str, float]]) -> tuple[list[str], list[float]]:
+    """One entry per distinct answer (first-seen order) with the mean of its scores.
+
+    Scored sets often hold the same answer twice (released model samples, several raters): as
+    two completions they would make a pair that cannot have a preference.
+    """
+    by_answer: dict[str, list[float]] = {}
+    for answer, score in scored:
+        by_answer.setdefault(answer, []).append(score)
+    return list(by_answer), [sum(s) / len(s) for s in by_answer.values()]
 
 
 _ALL_KINDS = ("demonstrations", "comparisons", "prompts")
@@ -695,7 +710,8 @@ def run_import(
     from the source is mapped ("source") or the rule-based categoriser assigns one
     ("rules"). A prompt already seen (earlier in SRC, or in OUT when appending) is skipped as
     a duplicate. With `append`, OUT's existing records are kept first and new ids must not
-    collide with them. OUT is replaced atomically, and only when the whole import succeeded.
+    collide with them. OUT is replaced atomically, and only when the whole import succeeded; an
+    import that gives no record at all is an error (it would otherwise empty OUT).
     """
     spec = _check_arguments(fmt, kind, category)
     src, out = Path(src), Path(out)
@@ -705,6 +721,10 @@ def run_import(
     rows = _Counted(iter_rows(src))
     kept, skipped = _collect(spec.reader(rows), kind, seen_prompts)
     records = _records(fmt, src, kept, category)
+    if not records and not (append and existing):  # appending what is already there is a no-op
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items())) or "no rows"
+        raise DataError(src, None, f"no {kind} record to write ({rows.n} rows read; skipped: {reasons}); "
+                        f"{out} was left as it was")  # fmt: skip
     _check_no_id_clash(out, existing, records)
     write_jsonl(out, existing + records)
     return {
@@ -717,6 +737,7 @@ def run_import(
         "written": len(records),
         "skipped": sum(skipped.values()),
         "skipped_by_reason": dict(sorted(skipped.items())),
+        "merged_equal_answers": sum(example.merged for _, example, _ in kept),
         "by_category": {name: sum(r["category"] == name for r in records) for name in CATEGORIES},
         "by_category_source": {
             how: sum(r["category_source"] == how for r in records) for how in ("source", "cli", "rules")

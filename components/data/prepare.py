@@ -8,6 +8,7 @@ user's records added later (a new labeling round) join the same split.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from components.data.io import atomic_path, read_jsonl, write_jsonl
 from components.data.schema import CORPUS, KINDS, SPLITS
 from components.data.validate import run_validate
 from components.params import PrepareParams, ValidateParams
+
+logger = logging.getLogger(__name__)
 
 
 def split_of(key: str, params: PrepareParams) -> str:
@@ -29,6 +32,22 @@ def split_of(key: str, params: PrepareParams) -> str:
 def record_key(filename: str, record: dict) -> str:
     """Corpus text has no user: its documents are split by id."""
     return record["id"] if filename == CORPUS else record["user_id"]
+
+
+def corpus_texts(splits: Path, split: str) -> list[str]:
+    """The corpus texts of one split; none when the project has no corpus (its own data may not).
+
+    Every corpus-dependent step (SFT's corpus blocks, PPO's ptx term, perplexity) then does
+    without; `prepare` says so once.
+    """
+    path = splits / split / CORPUS
+    return [r["text"] for r in read_jsonl(path)] if path.exists() else []
+
+
+NO_CORPUS = (
+    "no corpus.jsonl: SFT and PPO train without corpus blocks (no ptx term) and the alignment tax "
+    "(perplexity) is not measured; `instructflow data import text DOCS --kind corpus` brings one in"
+)
 
 
 def run_prepare(params: PrepareParams, checks: ValidateParams, data: Path, out: Path) -> dict:
@@ -57,4 +76,8 @@ def run_prepare(params: PrepareParams, checks: ValidateParams, data: Path, out: 
         report = run_validate(checks, tmp, tmp / "validation", tmp / "validation" / "validate.json")
         if not report.success:
             raise ValueError(f"the splits failed validation, nothing was written to {out}\n{report.format()}")
-    return {"records": counts, "users": {s: len(u) for s, u in users.items()}, "splits_valid": report.success}
+    metrics = {"records": counts, "users": {s: len(u) for s, u in users.items()}, "splits_valid": report.success}
+    if CORPUS not in files:
+        logger.warning(NO_CORPUS)
+        metrics["notes"] = [NO_CORPUS]
+    return metrics

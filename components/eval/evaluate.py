@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from components.data.io import atomic_path, read_jsonl, write_json
+from components.data.prepare import corpus_texts
 from components.data.schema import COMPARISONS, DEMONSTRATIONS, PROMPTS
 from components.eval.gold import load_gold
 from components.eval.metrics import kl_to, perplexity, score, win_rate
@@ -177,7 +178,7 @@ def evaluate_models(
     gold = load_gold(data)
     gold = gold if gold and all(r["id"] in gold for r in records) else None
     reward_model, rm_tok = load_reward_model(rm, device=inference_device())
-    corpus = [r["text"] for r in read_jsonl(splits / "test" / "corpus.jsonl")]
+    corpus = corpus_texts(splits, "test")
     loaded, answers = {}, {}
     for name, (folder, tokenizer) in models.items():
         *loaded[name], answers[name] = model_answers(

@@ -15,13 +15,14 @@ from __future__ import annotations
 import copy
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from components.data.io import read_jsonl
+from components.data.prepare import corpus_texts
 from components.eval.gold import gold_scores, load_gold
 from components.eval.metrics import kl_to, mean, perplexity, win_rate
 from components.eval.report import plot_ppo_curve
@@ -126,8 +127,14 @@ def rollout(policy, ref, value, reward_model, tok, prompts: list[list[int]], p: 
     return Rollout(ids, mask, response_mask, q, logp, values, advantages, returns, stats, texts)
 
 
-def corpus_batches(blocks: list[dict], size: int, seed: int):
-    """Endless seeded stream of corpus blocks for the ptx term."""
+def corpus_batches(blocks: list[dict], size: int, seed: int) -> Iterator[dict] | None:
+    """Endless seeded stream of corpus blocks for the ptx term; None when there are too few for a batch."""
+    if size < 1 or len(blocks) < size:
+        return None
+    return endless_batches(blocks, size, seed)
+
+
+def endless_batches(blocks: list[dict], size: int, seed: int) -> Iterator[dict]:
     r, epoch = random.Random(seed), 0
     while True:
         order = list(range(len(blocks)))
@@ -225,7 +232,7 @@ def run_ppo(
     context = context_length(policy.config, params.model.context)
     records = read_jsonl(splits / "train" / "prompts.jsonl")
     train = [prompt_ids(tok, r["messages"])[-(context - p.max_new_tokens) :] for r in records]
-    blocks = pack([r["text"] for r in read_jsonl(splits / "train" / "corpus.jsonl")], tok, p.ptx_block)
+    blocks = pack(corpus_texts(splits, "train"), tok, p.ptx_block)
     iterations = max(1, p.episodes // p.batch_size)
     fingerprint = values_digest(p, train, sft, rm, init)
     run = TrainingRun(params.resources, run_dir, fingerprint, iterations, tracker, "ppo", stop_after=stop_after)
@@ -240,7 +247,7 @@ def run_ppo(
     ema = EMA(accelerator.unwrap_model(policy), p.ema_decay) if p.ema_decay else None
     start = run.resume(*schedules, controller, *([ema] if ema else []))["step"]
     ptx = corpus_batches(blocks, (p.minibatch_size // accelerator.num_processes) * p.ptx_ratio, p.seed)
-    for _ in range(start * (p.batch_size // p.minibatch_size) * p.epochs):
+    for _ in range(start * (p.batch_size // p.minibatch_size) * p.epochs if ptx else 0):
         next(ptx)  # a resumed run continues the corpus stream where it stopped
     gold = load_gold(data)
     judge = reward if reward is not None else reward_model
@@ -306,13 +313,13 @@ def evaluate_policy(policy, sft, tok, data: Path, splits: Path, gold, p: PPOPara
     ppo_answers = answer_ids(policy, tok, prompts, p.max_new_tokens)
     sft_answers = answer_ids(sft, tok, prompts, p.max_new_tokens)
     ppo_gold, sft_gold = gold_scores(gold, test, ppo_answers), gold_scores(gold, test, sft_answers)
-    held_out = pack([r["text"] for r in read_jsonl(splits / "valid" / "corpus.jsonl")], tok, context)
+    held_out = pack(corpus_texts(splits, "valid"), tok, context)
     return {
         "win_rate_vs_sft": win_rate(ppo_gold, sft_gold) if ppo_gold else None,
         "gold_score": sum(ppo_gold) / len(ppo_gold) if ppo_gold else None,
         "sft_gold_score": sum(sft_gold) / len(sft_gold) if sft_gold else None,
         "kl_to_sft": kl_to(policy, sft, tok, prompts[:64], p),
-        "corpus_perplexity": perplexity(policy, held_out),
-        "sft_corpus_perplexity": perplexity(sft, held_out),
+        "corpus_perplexity": perplexity(policy, held_out) if held_out else None,
+        "sft_corpus_perplexity": perplexity(sft, held_out) if held_out else None,
         "eval_prompts": len(test),
     }

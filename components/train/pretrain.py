@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 
 from components.data.io import read_jsonl
+from components.data.prepare import corpus_texts
+from components.errors import StageError
 from components.eval.metrics import perplexity
 from components.hashing import values_digest
 from components.models.lm import collate_blocks, lm_step, pack
@@ -40,8 +42,12 @@ def run_pretrain(params: Params, splits: Path, out: Path, run_dir: Path, tracker
         tok, model = load_tokenizer(params.model.base), load_causal_lm(params.model.base)
         save_pretrained(model, tok, out)
         return {"skipped": True, "base": params.model.base, "parameters": model.num_parameters()}
-    train_texts = [r["text"] for r in read_jsonl(splits / "train" / "corpus.jsonl")]
-    valid_texts = [r["text"] for r in read_jsonl(splits / "valid" / "corpus.jsonl")]
+    train_texts, valid_texts = corpus_texts(splits, "train"), corpus_texts(splits, "valid")
+    if not train_texts:
+        raise StageError(
+            f"{splits / 'train' / 'corpus.jsonl'}: no pretraining text for the tiny base model; set model.base to a "
+            "local Hugging Face folder, or bring a corpus in (`instructflow data import text DOCS --kind corpus`)"
+        )
     tok = train_tokenizer(tokenizer_texts(splits, train_texts), params.model.vocab_size)
     torch.manual_seed(params.pretrain.seed)
     model = tiny_lm(tok, params.model)
@@ -53,7 +59,7 @@ def run_pretrain(params: Params, splits: Path, out: Path, run_dir: Path, tracker
     save_pretrained(model, tok, out)
     return {
         "loss": result.last_loss,
-        "valid_perplexity": perplexity(model, held_out),
+        "valid_perplexity": perplexity(model, held_out) if held_out else None,
         "tokens_per_second": result.tokens_per_second,
         "parameters": model.num_parameters(),
         "train_tokens": len(blocks) * params.model.context,

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from components.data.io import read_jsonl
+from components.data.prepare import corpus_texts
 from components.eval.gold import gold_scores, load_gold
 from components.eval.metrics import mean
 from components.hashing import values_digest
@@ -72,7 +73,7 @@ def run_sft(params: Params, data: Path, splits: Path, base: Path, out: Path, run
     context = context_length(model.config, params.model.context)
     train = examples(tok, read_jsonl(splits / "train" / "demonstrations.jsonl"), context)
     if p.ptx_fraction:
-        corpus = [r["text"] for r in read_jsonl(splits / "train" / "corpus.jsonl")]
+        corpus = corpus_texts(splits, "train")  # none: no corpus blocks (prepare said so)
         train += corpus_examples(tok, corpus, p.ptx_fraction, len(train), p.ptx_block, p.seed)
     valid = examples(tok, read_jsonl(splits / "valid" / "demonstrations.jsonl"), context)
 

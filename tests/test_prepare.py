@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.data.io import read_jsonl
+from components.data.io import read_jsonl, write_jsonl
 from components.data.prepare import run_prepare, split_of
 from components.data.schema import KINDS, SPLITS, prompt_text
 from components.errors import StageError
@@ -78,3 +78,20 @@ def test_failed_validation_stops_the_pipeline(tiny_data: Path, tiny_params: Para
     with pytest.raises(StageError, match="last validation failed"):
         STAGES["prepare"].run(tiny_params, tmp_path)
     assert not (tmp_path / "artifacts" / "data").exists()
+
+
+def test_a_file_with_too_few_users_for_the_splits_stops_with_a_message_naming_it(
+    tiny_params: Params, tmp_path: Path
+) -> None:
+    data, out = tmp_path / "data", tmp_path / "artifacts" / "data"
+    data.mkdir()
+    records = [
+        {"id": f"d{i}", "user_id": "only-user", "category": "Chat",
+         "messages": [{"role": "user", "content": f"Question {i}?"}], "completion": "An answer."}
+        for i in range(5)
+    ]  # fmt: skip
+    write_jsonl(data / "demonstrations.jsonl", records)
+    expected = r"demonstrations.jsonl: its 5 records belong to 1 users, and the split by user left .*without any"
+    with pytest.raises(StageError, match=expected):
+        run_prepare(tiny_params.prepare, tiny_params.validate_, data, out)
+    assert not out.exists()  # nothing half-written

@@ -15,6 +15,7 @@ from pathlib import Path
 from components.data.io import atomic_path, read_jsonl, write_jsonl
 from components.data.schema import CORPUS, KINDS, SPLITS
 from components.data.validate import run_validate
+from components.errors import StageError
 from components.params import PrepareParams, ValidateParams
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,22 @@ NO_CORPUS = (
 )
 
 
+def check_filled(path: Path, parts: dict[str, list[dict]], params: PrepareParams) -> None:
+    """Every split with a share of the data gets some of this file, or the user hears why not."""
+    empty = [s for s in SPLITS if getattr(params, s) > 0 and not parts[s]]
+    if not empty:
+        return
+    records = [r for part in parts.values() for r in part]
+    groups = {record_key(path.name, r) for r in records}
+    unit = "documents" if path.name == CORPUS else "users"
+    shares = ", ".join(f"{s} ({getattr(params, s):.0%})" for s in empty)
+    raise StageError(
+        f"{path}: its {len(records)} records belong to {len(groups)} {unit}, and the split by {unit[:-1]} left "
+        f"{shares} without any. Each {unit[:-1]} stays in one split, so this file needs more {unit}; "
+        "imported rows without a user_id are dealt to users of 200 prompts each (or try other prepare fractions)"
+    )
+
+
 def run_prepare(params: PrepareParams, checks: ValidateParams, data: Path, out: Path) -> dict:
     """Write OUT/{train,valid,test}/<file> for each native file in DATA; return counts.
 
@@ -59,7 +76,7 @@ def run_prepare(params: PrepareParams, checks: ValidateParams, data: Path, out: 
 
     files = [name for name in KINDS.values() if (data / name).exists()]
     if not files:
-        raise FileNotFoundError(f"{data}: none of {', '.join(KINDS.values())} found")
+        raise StageError(f"{data}: none of {', '.join(KINDS.values())} found")
     counts: dict[str, dict[str, int]] = {}
     users: dict[str, set[str]] = {s: set() for s in SPLITS}
     with atomic_path(out) as tmp:
@@ -70,12 +87,13 @@ def run_prepare(params: PrepareParams, checks: ValidateParams, data: Path, out: 
                 parts[split].append(record)
                 if name != CORPUS:
                     users[split].add(record["user_id"])
+            check_filled(data / name, parts, params)
             for split, records in parts.items():
                 write_jsonl(tmp / split / name, records)
             counts[name] = dict(Counter({s: len(r) for s, r in parts.items()}))
         report = run_validate(checks, tmp, tmp / "validation", tmp / "validation" / "validate.json")
         if not report.success:
-            raise ValueError(f"the splits failed validation, nothing was written to {out}\n{report.format()}")
+            raise StageError(f"the splits failed validation, nothing was written to {out}\n{report.format()}")
     metrics = {"records": counts, "users": {s: len(u) for s, u in users.items()}, "splits_valid": report.success}
     if CORPUS not in files:
         logger.warning(NO_CORPUS)

@@ -13,9 +13,9 @@ import torch
 from components.params import Params, load_params
 
 
-def benchmark_params(profile: str | None = None) -> Params:
-    """The project's params (with PROFILE over them: the tests run each benchmark on the tiny one)."""
-    return load_params("params.yaml", profile=profile)
+def benchmark_params() -> Params:
+    """The project's params (the tests pass the tiny profile's to each main() instead)."""
+    return load_params("params.yaml")
 
 
 def default_model(kind: str = "lm", params: Params | None = None) -> tuple[torch.nn.Module, Params]:

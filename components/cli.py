@@ -117,7 +117,7 @@ def validate(
         fail(f"{data}: folder not found")
     p = params_from(params, profile, set_)
     metrics_path = METRICS / "validate.json"
-    report = validate_and_record(p.validate_, data.resolve(), docs.resolve(), metrics_path.resolve())
+    report, _ = validate_and_record(p.validate_, data.resolve(), docs.resolve(), metrics_path.resolve())
     typer.echo(report.format())
     typer.echo(f"Data Docs: {docs}/")
     if not report.success:
@@ -132,7 +132,6 @@ def stage(
     set_: SetOpt = None,
 ) -> None:
     """Run one pipeline stage in this folder: what `dvc repro` and the flows call."""
-
     set_threads()
     if name not in STAGES:
         fail(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
@@ -219,7 +218,6 @@ def round_(
 
 
 def round_folder(number: int) -> Path:
-
     sub = round_root(Path.cwd(), number)
     if not (sub / TASKS).exists():
         fail(f"{sub / TASKS} not found: run round {number} with pipeline.labels=human first "
@@ -251,7 +249,6 @@ def label_serve(
 @label_app.command("export")
 def label_export(round_: RoundOpt, out: Annotated[Path, typer.Option(help="JSONL of pending tasks")]) -> None:
     """Write the round's tasks nobody has ranked yet, for another labeling tool."""
-
     typer.echo(f"wrote {export_pending(round_folder(round_), out)} pending tasks to {out}")
 
 
@@ -262,7 +259,6 @@ def label_import(
     labeler: Annotated[str, typer.Option(help="labeler id for rows without one")] = "imported",
 ) -> None:
     """Add finished tasks from another tool to the round's labels (all rows checked first)."""
-
     sub = round_folder(round_)
     try:
         n = import_labels(sub, source, labeler)
@@ -326,7 +322,6 @@ def chat(
 @app.command()
 def rollback(params: ParamsOpt = Path("params.yaml")) -> None:
     """Move the policy's `champion` alias back to the version that was champion before."""
-
     p = params_from(params, None, None)
     try:
         current, previous = move_back(Path.cwd(), p.promotion)

@@ -73,12 +73,12 @@ def log_hf_model(folder: Path, name: str, registered_name: str, task: str, tags:
     import mlflow
 
     from components.models.model import load_causal_lm, load_tokenizer
-    from components.models.reward import load_reward_model as load_rm
+    from components.models.reward import load_scorer
 
     # A local folder has no hub model card or licence to look up: MLflow's warnings about it are noise.
     logging.getLogger("mlflow.transformers").setLevel(logging.ERROR)
 
-    model = load_causal_lm(folder) if task == "text-generation" else load_rm(folder)[0].model
+    model = load_causal_lm(folder) if task == "text-generation" else load_scorer(folder)
     info = mlflow.transformers.log_model(
         transformers_model={"model": model, "tokenizer": load_tokenizer(folder)},
         name=name,

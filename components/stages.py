@@ -79,14 +79,14 @@ def run_stage(name: str, params: Params, root: Path) -> dict:
 
 
 def validate_body(params: Params, root: Path, tracker: Tracker) -> dict:
-    from components.data.validate import recorded, validate_and_record
+    from components.data.validate import validate_and_record
 
-    report = validate_and_record(
+    report, metrics = validate_and_record(
         params.validate_, root / DATA, root / VALIDATION_DOCS, root / METRICS / "validate.json"
     )
     if not report.success:
         raise StageError(f"validation failed: nothing downstream runs on this data\n{report.format()}")
-    return recorded(report, root / DATA)
+    return metrics
 
 
 def prepare_body(params: Params, root: Path, tracker: Tracker) -> dict:

@@ -73,7 +73,6 @@ def run_prepare(params: PrepareParams, checks: ValidateParams, data: Path, out: 
     The splits are validated (no user or prompt text in two splits, every rule per file)
     before they are renamed into place; their Data Docs go to OUT/validation.
     """
-
     files = [name for name in KINDS.values() if (data / name).exists()]
     if not files:
         raise StageError(f"{data}: none of {', '.join(KINDS.values())} found")

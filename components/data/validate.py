@@ -516,15 +516,14 @@ def run_validate(params: ValidateParams, data: Path, docs_dir: Path, metrics_pat
     return report
 
 
-def validate_and_record(params: ValidateParams, data: Path, docs: Path, metrics_path: Path) -> ValidationReport:
+def validate_and_record(
+    params: ValidateParams, data: Path, docs: Path, metrics_path: Path
+) -> tuple[ValidationReport, dict]:
     """Validate DATA; the metrics file also records which bytes passed (what `require_valid` checks)."""
     report = run_validate(params, data, docs, metrics_path)
-    write_json(metrics_path, recorded(report, data))
-    return report
-
-
-def recorded(report: ValidationReport, data: Path) -> dict:
-    return {**report.to_metrics(), "data_fingerprint": data_fingerprint(data)}
+    metrics = {**report.to_metrics(), "data_fingerprint": data_fingerprint(data)}
+    write_json(metrics_path, metrics)
+    return report, metrics
 
 
 def require_valid(metrics_path: Path, data: Path) -> None:

@@ -249,7 +249,6 @@ def run_evaluate(
     tracker: Tracker,
 ) -> dict:
     """Evaluate, decide promotion against `reference` (champion or sft), write plots and the report."""
-
     data, splits = root / "data", root / "artifacts" / "data"
     metrics, records, answers, gold = evaluate_models(params, data, splits, models, rm)
     ppo, ref = answers["ppo"], answers[reference]

@@ -85,18 +85,18 @@ def round_key(params: Params, root: Path, r: int) -> str:
     return values_digest(params.model_dump(mode="json"), data_fingerprint(root / DATA), r, previous)
 
 
-def done_round(params: Params, root: Path, r: int) -> dict | None:
-    """Round r's row when it finished with exactly these inputs, else None."""
+def done_round(root: Path, r: int, key: str) -> dict | None:
+    """Round r's row when it finished with exactly the inputs KEY names, else None."""
     path = round_root(root, r) / "round.json"
     if not path.exists():
         return None
     row = json.loads(path.read_text(encoding="utf-8"))
-    return row if row.get("key") == round_key(params, root, r) else None
+    return row if row.get("key") == key else None
 
 
 def prepare_round(params: Params, root: Path, r: int) -> int:
     """Sample (and, with simulated labels, rank) round r's answers without training; returns tasks pending."""
-    sub = claim_folder(params, root, r)
+    sub = claim_folder(root, r, round_key(params, root, r))
     try:
         sample_and_label(params, root, r)
     except LabelsPending:
@@ -104,10 +104,10 @@ def prepare_round(params: Params, root: Path, r: int) -> int:
     return labels_pending(sub)
 
 
-def claim_folder(params: Params, root: Path, r: int) -> Path:
-    """Round r's folder for these inputs: one made from other inputs is removed first; one from the
-    same inputs keeps its sampled and labelled comparisons, so a crashed round resumes without sampling."""
-    sub, key = round_root(root, r), round_key(params, root, r)
+def claim_folder(root: Path, r: int, key: str) -> Path:
+    """Round r's folder for the inputs KEY names: one made from other inputs is removed first; one from
+    the same inputs keeps its sampled and labelled comparisons, so a crashed round resumes without sampling."""
+    sub = round_root(root, r)
     if (sub / "key").exists() and (sub / "key").read_text() != key:
         shutil.rmtree(sub)
     sub.mkdir(parents=True, exist_ok=True)
@@ -119,13 +119,14 @@ def run_round(params: Params, root: Path, r: int, run_stage: RunStage) -> dict:
     """Round r (>= 2) end to end in artifacts/rounds/round-NN; returns its row of rounds.json."""
     if r < 2:
         raise RoundError("round 1 is the main pipeline; rounds start at 2")
-    if (row := done_round(params, root, r)) is not None:
+    key = round_key(params, root, r)  # hashes the data and the policy it starts from: once
+    if (row := done_round(root, r, key)) is not None:
         return row
-    sub = claim_folder(params, root, r)
+    sub = claim_folder(root, r, key)
     with round_run(root, r) as log:
         row = round_stages(params, root, r, sub, run_stage)
         log(row)
-    row["key"] = (sub / "key").read_text()
+    row["key"] = key
     write_json(sub / "round.json", row)
     return row
 

@@ -47,7 +47,6 @@ def fresh_prompts(data: Path, r: int, n: int, seed: int) -> list[dict]:
 
 def sample_answers(sources: list[Path], prompts: list[dict], params: Params, r: int) -> list[list[str]]:
     """K answers per prompt (K drawn in k_min..k_max), spread round-robin over the source policies."""
-
     p = params.pipeline
     rng = random.Random(f"k-{p.seed}-{r}")
     ks = [rng.randint(params.data.k_min, params.data.k_max) for _ in prompts]
@@ -93,7 +92,6 @@ def simulated_ranks(
     together in gold; it remains for answers too alike to reach the target at all (possible only
     with `labeler.tie_margin` 0).
     """
-
     stats, gold = data / "stats.json", load_gold(data)
     if not stats.exists() or gold is None or any(p["id"] not in gold for p in prompts):
         raise RoundError(f"{data}: no gold specs or labeler calibration (stats.json): label these rounds by hand")
@@ -121,7 +119,6 @@ def gold_for(records: list[dict], gold: dict[str, dict]) -> list[dict]:
 
 def build_round_data(root: Path, sub: Path, r: int, new: list[dict]) -> None:
     """Round data = the project's data + the comparisons of rounds 2..r; the models it starts from linked in."""
-
     data = sub / DATA
     if data.exists():
         shutil.rmtree(data)
@@ -150,7 +147,6 @@ def link(path: Path, target: Path) -> None:
 
 def accuracy_on(rm: Path, records: list[dict], gold: dict | None, context: int) -> dict:
     """The reward model's pairwise accuracy on RECORDS against the labeler's ranks and the gold grader."""
-
     if not records:
         return {"accuracy": None, "gold_accuracy": None}
     model, tok = load_reward_model(rm, device=inference_device())
@@ -162,7 +158,6 @@ def publish(root: Path, rounds: int) -> int:
 
     The next pipeline run trains its first reward model on them too. Returns how many were added.
     """
-
     added = [c for r in range(2, rounds + 1) for c in read_jsonl(round_root(root, r) / NEW_COMPARISONS)]
     if not added:
         return 0
@@ -197,7 +192,6 @@ def plot_rounds(rows: list[dict], path: Path) -> Path:
 
 def sample_and_label(params: Params, root: Path, r: int) -> list[dict]:
     """Steps 1-2: the new comparisons of round r, written to the round folder (kept when rerun)."""
-
     sub = round_root(root, r)
     path = sub / NEW_COMPARISONS
     if path.exists():

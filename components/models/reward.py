@@ -55,9 +55,14 @@ class RewardModel(torch.nn.Module):
         return logits.squeeze(-1) + self.bias
 
 
+def load_scorer(path: Path | str) -> PreTrainedModel:
+    """A trained reward model's Hugging Face model (backbone and head, no bias), dropout off."""
+    model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
+    set_dropout(model, 0.0)
+    return model
+
+
 def load_reward_model(
     path: Path | str, device: torch.device | str = "cpu"
 ) -> tuple[RewardModel, PreTrainedTokenizerBase]:
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
-    set_dropout(model, 0.0)
-    return RewardModel(model).to(device).eval(), load_tokenizer(path)
+    return RewardModel(load_scorer(path)).to(device).eval(), load_tokenizer(path)

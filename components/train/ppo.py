@@ -29,8 +29,8 @@ from components.eval.report import plot_ppo_curve
 from components.hashing import values_digest
 from components.models.generation import answer_ids, generate_ids
 from components.models.lm import collate_blocks, lm_logits, lm_step, pack, positions, response_slice, token_logprobs
-from components.models.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
-from components.models.reward import RewardModel
+from components.models.model import context_length, load_causal_lm, load_tokenizer, save_pretrained
+from components.models.reward import RewardModel, load_scorer
 from components.models.text import batch_tensors, prompt_ids, to_device
 from components.params import Params, PPOParams
 from components.tracking import Tracker
@@ -135,13 +135,13 @@ def corpus_batches(blocks: list[dict], size: int, seed: int) -> Iterator[dict] |
 
 
 def endless_batches(blocks: list[dict], size: int, seed: int) -> Iterator[dict]:
-    r, epoch = random.Random(seed), 0
+    """Batches of SIZE blocks, a fresh seeded shuffle each pass over them."""
+    r = random.Random(seed)
     while True:
         order = list(range(len(blocks)))
         r.shuffle(order)
         for i in range(0, len(order) - size + 1, size):
             yield collate_blocks([blocks[j] for j in order[i : i + size]])
-        epoch += 1
 
 
 def prompt_batch(prompts: list[list[int]], p: PPOParams, iteration: int, rank: int, world: int) -> list[list[int]]:
@@ -192,12 +192,9 @@ def update(policy, value, optimizers, schedules, accelerator, batch: Rollout, pt
 
 
 def load_models(sft: Path, rm: Path, p: PPOParams, init: Path | None = None):
-    from transformers import AutoModelForSequenceClassification
-
     policy = load_causal_lm(init or sft)
     ref = load_causal_lm(sft).eval().requires_grad_(False)
-    rm_hf = AutoModelForSequenceClassification.from_pretrained(str(rm), use_safetensors=True, trust_remote_code=False)
-    set_dropout(rm_hf, 0.0)
+    rm_hf = load_scorer(rm)
     value = ValueModel(copy.deepcopy(rm_hf))
     reward_model = RewardModel(rm_hf).eval().requires_grad_(False)
     return policy, ref, value, reward_model

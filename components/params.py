@@ -76,18 +76,19 @@ class ValidateParams(Section):
 
 
 class PrepareParams(Section):
-    """Split every file by user_id into train/valid/test."""
+    """Split every file by user (and prompt) into train/valid/test/judge."""
 
     seed: int
     train: float = Field(gt=0)
     valid: float = Field(ge=0)
     test: float = Field(ge=0)
+    judge: float = Field(ge=0, lt=1, description="users whose comparisons train only the judge reward model")
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> PrepareParams:
-        total = self.train + self.valid + self.test
+        total = self.train + self.valid + self.test + self.judge
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"train + valid + test must be 1, got {total:g}")
+            raise ValueError(f"train + valid + test + judge must be 1, got {total:g}")
         return self
 
 

@@ -27,7 +27,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from components.data.io import read_jsonl, write_jsonl
-from components.data.prepare import split_of
+from components.data.prepare import split_records
+from components.data.schema import SPLITS
 from components.eval.gold import load_gold
 from components.loop.samples import comparable, comparison_records, gold_for, sample_answers, simulated_ranks
 from components.params import Params, load_params
@@ -87,9 +88,11 @@ def variant(root: Path, world: Path, params: Params, added: list[dict], folder: 
     write_jsonl(folder / "data" / "comparisons.jsonl", read_jsonl(root / "data" / "comparisons.jsonl") + added)
     gold = list(load_gold(root / "data").values()) + gold_for(added, load_gold(world))
     write_jsonl(folder / "data" / "gold.jsonl", gold)
-    for split in ("train", "valid", "test"):
-        own = read_jsonl(root / "artifacts" / "data" / split / "comparisons.jsonl")
-        mine = [c for c in added if split_of(c["user_id"], params.prepare) == split]
+    where = split_records({"comparisons.jsonl": added}, params.prepare)["comparisons.jsonl"]  # new users: cut alone
+    for split in SPLITS:
+        path = root / "artifacts" / "data" / split / "comparisons.jsonl"
+        own = read_jsonl(path) if path.exists() else []
+        mine = [c for c, s in zip(added, where, strict=True) if s == split]
         write_jsonl(folder / "artifacts" / "data" / split / "comparisons.jsonl", own + mine)
     return folder
 

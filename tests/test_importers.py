@@ -84,7 +84,7 @@ def test_alpaca_real_file(alpaca_import: tuple[dict, Path]) -> None:
     assert sum(metrics["by_category"].values()) == 4998
     assert metrics["by_category_source"] == {"source": 0, "cli": 0, "rules": 4998}
     assert metrics["by_category"]["Other"] < 0.25 * 4998  # the rules place most imperative prompts
-    assert metrics["users"] == 25  # ceil(4998 / 200)
+    assert metrics["users"] == 4998  # an anonymous row is a user of its own
     first = records[0]
     assert first["id"] == "alpaca-000001" and first["source"] == "alpaca"
     assert first["messages"] == [
@@ -307,18 +307,20 @@ def test_self_instruct_instances_share_a_user_and_get_numbered_ids(tmp_path: Pat
     assert [r["category_source"] for r in records] == ["source", "source", "rules"]
 
 
-def test_synthetic_users_hold_at_most_200_prompts(tmp_path: Path) -> None:
+def test_an_anonymous_row_is_a_user_of_its_own_and_a_group_above_200_is_split(tmp_path: Path) -> None:
     rows = [
-        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]} for i in range(450)
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]} for i in range(3)
     ]
     out = tmp_path / "d.jsonl"
     metrics = run_import("openai-chat", write_lines(tmp_path / "chat.jsonl", rows), "demonstrations", out)
     records = read_jsonl(out)
     assert_valid(records, "demonstrations")
-    counts = Counter(r["user_id"] for r in records)
-    assert metrics["users"] == len(counts) == 3 and sorted(counts.values()) == [150, 150, 150]
-    assert records[1]["user_id"] != records[0]["user_id"]  # dealt round-robin, not in runs of neighbours
-    assert records[3]["user_id"] == records[0]["user_id"]
+    assert metrics["users"] == len({r["user_id"] for r in records}) == 3
+    task = {"id": "t", "name": "t", "instruction": "Say a number.",
+            "instances": [{"input": str(i), "output": str(i)} for i in range(450)]}  # fmt: skip
+    run_import("alpaca", write_lines(tmp_path / "seeds.jsonl", [task]), "demonstrations", out)
+    counts = Counter(r["user_id"] for r in read_jsonl(out))
+    assert sorted(counts.values()) == [50, 200, 200]  # one task's instances: users of at most 200
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from .conftest import ROOT, TINY
 def test_params_yaml_loads_and_matches_the_model_defaults() -> None:
     p = load_params(ROOT / "params.yaml")
     assert p.data.scale == 0.05 and p.labeler.agreement_target == 0.73
-    assert p.prepare.train + p.prepare.valid + p.prepare.test == pytest.approx(1.0)
+    assert p.prepare.train + p.prepare.valid + p.prepare.test + p.prepare.judge == pytest.approx(1.0)
 
 
 def test_unknown_keys_are_errors(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from components.data.assign import assign
 from components.data.io import read_jsonl, write_jsonl
-from components.data.prepare import run_prepare, split_of
-from components.data.schema import KINDS, SPLITS, prompt_text
+from components.data.prepare import fractions, links, needs, run_prepare
+from components.data.schema import COMPARISONS, DEMONSTRATIONS, KINDS, PROMPTS, SPLITS, prompt_text
 from components.errors import StageError
 from components.params import Params
 from components.stages import STAGES
@@ -28,7 +29,7 @@ def test_no_user_or_prompt_in_two_splits(prepared: tuple[Path, dict], tiny_data:
     texts: dict[str, str] = {}
     for split in SPLITS:
         for name in KINDS.values():
-            for r in read_jsonl(out / split / name):
+            for r in read_jsonl(out / split / name) if (out / split / name).exists() else []:
                 key = r.get("user_id", r["id"])
                 assert owner.setdefault(key, split) == split
                 if "messages" in r:
@@ -38,11 +39,49 @@ def test_no_user_or_prompt_in_two_splits(prepared: tuple[Path, dict], tiny_data:
         assert total == len(read_jsonl(tiny_data / name))
 
 
-def test_split_fractions_roughly_follow_params(tiny_params: Params) -> None:
-    users = [f"user-{i}" for i in range(4000)]
-    counts = {s: sum(split_of(u, tiny_params.prepare) == s for u in users) for s in SPLITS}
-    assert counts["train"] / 4000 == pytest.approx(0.8, abs=0.03)
-    assert counts["test"] / 4000 == pytest.approx(0.1, abs=0.03)
+def record(i: int, user: str, text: str | None = None) -> dict:
+    return {"id": f"r{i}", "user_id": user, "messages": [{"role": "user", "content": text or f"Question {i}?"}]}
+
+
+def split_shares(splits: list[str]) -> dict[str, float]:
+    return {s: splits.count(s) / len(splits) for s in SPLITS}
+
+
+def test_every_file_is_cut_near_the_fractions(prepared: tuple[Path, dict], tiny_params: Params) -> None:
+    _, metrics = prepared
+    for name, counts in metrics["records"].items():
+        total = sum(counts.values())
+        for split, share in fractions(tiny_params.prepare, name).items():
+            assert counts.get(split, 0) / total == pytest.approx(share, abs=0.05), (name, split, counts)
+
+
+def test_a_small_file_of_anonymous_rows_fills_every_split_it_needs(tiny_params: Params) -> None:
+    files = {COMPARISONS: [record(i, f"u{i}") for i in range(12)], PROMPTS: [record(i, f"p{i}") for i in range(5)]}
+    where = assign(files, fractions(tiny_params.prepare, COMPARISONS), 0, links, needs(tiny_params.prepare))
+    assert set(where[COMPARISONS]) == set(SPLITS)  # 12 rows: the judge's 10% included
+    assert set(where[PROMPTS]) == {"train", "valid", "test"}  # a prompts file needs no judge split
+
+
+def test_the_same_prompt_in_two_files_lands_in_one_split(tiny_params: Params) -> None:
+    texts = [f"Instruction {i}" for i in range(300)]
+    files = {
+        DEMONSTRATIONS: [record(i, f"alpaca-d{i}", t) for i, t in enumerate(texts)],
+        PROMPTS: [record(i, f"alpaca-p{i}", t) for i, t in enumerate(texts)],
+    }
+    where = assign(files, fractions(tiny_params.prepare, COMPARISONS), 0, links, needs(tiny_params.prepare))
+    assert where[DEMONSTRATIONS] == where[PROMPTS]
+    assert split_shares(where[PROMPTS])["test"] == pytest.approx(0.1, abs=0.02)
+
+
+def test_records_added_later_move_few_of_the_earlier_ones(tiny_params: Params) -> None:
+    shares, need = fractions(tiny_params.prepare, COMPARISONS), needs(tiny_params.prepare)
+    before = [record(i, f"u{i // 3}") for i in range(3000)]
+    after = before + [record(i, f"new{i // 3}") for i in range(3000, 3150)]  # 5% more, from new users
+    first = assign({COMPARISONS: before}, shares, 0, links, need)[COMPARISONS]
+    second = assign({COMPARISONS: after}, shares, 0, links, need)[COMPARISONS]
+    moved = sum(a != b for a, b in zip(first, second[: len(first)], strict=True))
+    assert moved / len(before) < 0.05  # only groups next to a cut cross it
+    assert split_shares(second)["test"] == pytest.approx(0.1, abs=0.01)
 
 
 def test_prepare_is_deterministic(
@@ -52,7 +91,8 @@ def test_prepare_is_deterministic(
     run_prepare(tiny_params.prepare, tiny_params.validate_, tiny_data, tmp_path / "again")
     for split in SPLITS:
         for name in KINDS.values():
-            assert (tmp_path / "again" / split / name).read_bytes() == (out / split / name).read_bytes()
+            if (out / split / name).exists():
+                assert (tmp_path / "again" / split / name).read_bytes() == (out / split / name).read_bytes()
 
 
 def test_prepare_refuses_data_that_was_not_validated(tiny_data: Path, tiny_params: Params, tmp_path: Path) -> None:
@@ -91,7 +131,7 @@ def test_a_file_with_too_few_users_for_the_splits_stops_with_a_message_naming_it
         for i in range(5)
     ]  # fmt: skip
     write_jsonl(data / "demonstrations.jsonl", records)
-    expected = r"demonstrations.jsonl: its 5 records belong to 1 users, and the split by user left .*without any"
+    expected = r"demonstrations.jsonl: its 5 records belong to 1 users, too few to give valid \(10%\), test \(10%\) any"
     with pytest.raises(StageError, match=expected):
         run_prepare(tiny_params.prepare, tiny_params.validate_, data, out)
     assert not out.exists()  # nothing half-written

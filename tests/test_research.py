@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from components.data.io import read_jsonl
+from components.data.schema import SPLITS
 from components.models.model import load_tokenizer
 from components.models.text import prompt_ids
 from components.params import Params
@@ -65,12 +66,18 @@ def test_label_scale_adds_ranked_policy_samples_to_the_rm_data(
     assert [row["onpolicy_comparisons"] for row in result["sizes"]] == [0, result["comparisons"]]
     for row in result["sizes"]:
         assert 0.0 <= row["rm_gold_accuracy"] <= 1.0 and 0.0 <= row["best_of_k_by_rm_vs_greedy"] <= 1.0
-    added = [{"id": f"cmp-new-{i}", "user_id": f"user-{i}", "prompt_id": "none"} for i in range(30)]
+    added = [
+        {"id": f"cmp-new-{i}", "user_id": f"user-{i}", "messages": [{"role": "user", "content": f"New {i}?"}]}
+        for i in range(30)
+    ]
     folder = variant(trained_root, tiny_data, tiny_params, added, tmp_path / "v")
-    splits = {
-        s: read_jsonl(folder / "artifacts" / "data" / s / "comparisons.jsonl") for s in ("train", "valid", "test")
-    }
-    own = {s: read_jsonl(trained_root / "artifacts" / "data" / s / "comparisons.jsonl") for s in splits}
+
+    def comparisons(root: Path, split: str) -> list[dict]:
+        path = root / "artifacts" / "data" / split / "comparisons.jsonl"
+        return read_jsonl(path) if path.exists() else []
+
+    splits = {s: comparisons(folder, s) for s in SPLITS}
+    own = {s: comparisons(trained_root, s) for s in SPLITS}
     assert sum(len(splits[s]) - len(own[s]) for s in splits) == len(added)  # each new one in exactly one split
     assert len(read_jsonl(folder / "data" / "comparisons.jsonl")) == sum(len(own[s]) for s in own) + len(added)
 

@@ -295,7 +295,7 @@ def write_splits(folder: Path) -> Path:
 def test_clean_split_layout_passes(tmp_path: Path) -> None:
     report = validate(tmp_path, write_splits(tmp_path / "data"))
     assert report.success, report.format()
-    assert len(report.records) == 6 and report.records["valid/comparisons.jsonl"] == 8
+    assert len(report.records) == 2 * len(SPLITS) and report.records["valid/comparisons.jsonl"] == 8
     assert (tmp_path / "docs" / "index.html").is_file()
 
 

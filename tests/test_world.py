@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from components.data.io import read_jsonl
-from components.data.schema import CATEGORIES, COMPARISONS, CORPUS, DEMONSTRATIONS, PROMPTS, TABLE1, prompt_text
+from components.data.schema import CATEGORIES, COMPARISONS, CORPUS, DEMONSTRATIONS, PROMPTS, SPLITS, TABLE1, prompt_text
 from components.params import Params
 from components.world.generate import file_sizes, run_generate
 from components.world.grader import grade
@@ -123,7 +123,7 @@ def test_overlays_and_stats(tiny_data: Path) -> None:
     assert sum(stats["k_distribution"].values()) == stats["records"][COMPARISONS]
     splits = stats["categories_by_split"][PROMPTS]
     assert sum(sum(v.values()) for v in splits.values()) == stats["records"][PROMPTS]
-    assert set().union(*(v.keys() for v in splits.values())) <= {"train", "valid", "test"}
+    assert set().union(*(v.keys() for v in splits.values())) <= set(SPLITS)
 
 
 def test_labeler_agreement_is_the_papers_at_default_scale(tmp_path: Path) -> None:

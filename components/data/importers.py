@@ -558,51 +558,28 @@ def _file_tag(src: Path) -> str:
     return file_hash(src, "sha256").hexdigest()[:8]
 
 
-def _first_with_room(load: list[int], start: int, size: int, cap: int) -> int:
-    """The first user from `start` on (cyclically) with room for `size` more; a new one if none has."""
-    for step in range(len(load)):
-        user = (start + step) % len(load)
-        if load[user] + size <= cap:
-            return user
-    load.append(0)
-    return len(load) - 1
-
-
-def _deal_round_robin(groups: Iterable[list[int]], n_records: int, cap: int) -> dict[int, int]:
-    """Record index -> user number: groups dealt in turn over ceil(n / cap) users, none above cap."""
-    load = [0] * max(1, math.ceil(n_records / cap))
-    user_of: dict[int, int] = {}
-    cursor = 0
-    for members in groups:
-        for start in range(0, len(members), cap):  # a group larger than the cap must be split
-            chunk = members[start : start + cap]
-            user = _first_with_room(load, cursor, len(chunk), cap)
-            load[user] += len(chunk)
-            user_of.update((i, user) for i in chunk)
-            cursor = user + 1
-    return user_of
-
-
 def _user_ids(fmt: str, src: Path, kept: list[tuple[int, Example, dict]]) -> list[str]:
-    """The source's user id where it has one, else a synthetic user of at most 200 prompts.
+    """The source's user id where it has one; else each row (or group of rows) is a user of its own.
 
-    The paper caps each user at 200 prompts and splits train/valid/test by user, so
-    synthetic users keep that cap. Records of one group (a Self-Instruct task's instances,
-    which share their instruction) get the same user, so near-copies cannot straddle a
-    split. Groups are dealt round-robin over ceil(n / 200) users rather than in runs of
-    neighbours, because source files are often sorted by topic or category and a split by
-    user should still see the whole mix. Ids are `{fmt}-{hash of the source bytes}-uNNNN`:
-    the same file gives the same users, and appending another file never merges users.
+    An anonymous row belongs to nobody else: `prepare` groups records by user and by prompt text,
+    and cuts the groups into every file's shares. Rows of one group (a Self-Instruct task's
+    instances, which share their instruction) share a user, so near-copies cannot straddle a
+    split; a group above the paper's cap of 200 prompts per user is split into users of 200.
+    Ids are `{fmt}-{hash of the source bytes}-uNNNNNN`: the same file gives the same users, and
+    appending another file never merges users.
     """
     anonymous: dict[str, list[int]] = {}
     for i, (_, example, _) in enumerate(kept):
         if example.user_id is None:
             anonymous.setdefault(example.group or f"record {i}", []).append(i)
-    n_anonymous = sum(len(members) for members in anonymous.values())
-    user_of = _deal_round_robin(anonymous.values(), n_anonymous, MAX_PROMPTS_PER_USER)
+    cap = MAX_PROMPTS_PER_USER
+    chunks = [m[i : i + cap] for m in anonymous.values() for i in range(0, len(m), cap)]
+    # A user is numbered by its first row's place in the source, so the same rows imported as
+    # another kind (Alpaca as demonstrations and as prompts) get the same users, whatever was skipped.
+    user_of = {i: kept[chunk[0]][0] for chunk in chunks for i in chunk}
     tag = _file_tag(src) if anonymous else ""
     return [
-        e.user_id if e.user_id is not None else f"{fmt}-{tag}-u{user_of[i]:04d}" for i, (_, e, _) in enumerate(kept)
+        e.user_id if e.user_id is not None else f"{fmt}-{tag}-u{user_of[i]:06d}" for i, (_, e, _) in enumerate(kept)
     ]
 
 

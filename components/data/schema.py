@@ -34,7 +34,8 @@ KINDS: dict[str, str] = {
     "prompts": PROMPTS,
     "corpus": CORPUS,
 }
-SPLITS: tuple[str, ...] = ("train", "valid", "test")
+JUDGE = "judge"  # users whose comparisons train only the judge reward model (evaluation's, never PPO's)
+SPLITS: tuple[str, ...] = ("train", "valid", "test", JUDGE)
 
 
 def prompt_text(messages: list[dict]) -> str:

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from components.data.io import atomic_path, write_json, write_jsonl
-from components.data.prepare import record_key, split_of
+from components.data.prepare import split_records
 from components.data.schema import (
     COMPARISONS,
     CORPUS,
@@ -133,10 +133,11 @@ def label_comparisons(comparisons: list[dict], tasks: list[Task], params: Params
 
 def stats(records: dict[str, list[dict]], gold: list[dict], params: Params) -> dict:
     by_split: dict[str, dict[str, dict[str, int]]] = {}
+    where = split_records(records, params.prepare)
     for name, recs in records.items():
         table: dict[str, Counter] = {}
-        for rec in recs:
-            table.setdefault(rec["category"], Counter())[split_of(record_key(name, rec), params.prepare)] += 1
+        for rec, split in zip(recs, where[name], strict=True):
+            table.setdefault(rec["category"], Counter())[split] += 1
         by_split[name] = {c: dict(sorted(table[c].items())) for c in TABLE1 if c in table}
     comparisons = records[COMPARISONS]
     kinds = Counter(g["kind"] for g in gold)

@@ -160,6 +160,7 @@ class SFTParams(TrainParams):
 class RMParams(TrainParams):
     init: Literal["sft", "base"]
     eval_comparisons: int = Field(ge=0, description="held-out comparisons scored (0: all)")
+    min_accuracy: float = Field(ge=0, le=1, description="held-out pairwise accuracy the RM must reach before PPO")
 
 
 class SelectSFTParams(Section):
@@ -217,6 +218,17 @@ class EvaluateParams(Section):
     changes: int = Field(
         ge=0, description="prompts where PPO's gold falls most against SFT's, and as many where it rises most (report)"
     )
+    judge_model: str | None = Field(description="a local Hugging Face folder: the LLM judge (null: none)")
+    judge_template: str = Field(description="the judge's prompt: {prompt}, {answer_a} and {answer_b} are filled in")
+    judge_max_new_tokens: int = Field(ge=1, description="tokens of the judge's reply read for its verdict")
+
+    @field_validator("judge_template")
+    @classmethod
+    def _fields(cls, value: str) -> str:
+        missing = [f for f in ("{prompt}", "{answer_a}", "{answer_b}") if f not in value]
+        if missing:
+            raise ValueError(f"the template lacks {', '.join(missing)}")
+        return value
 
 
 class PromotionParams(Section):
@@ -231,6 +243,13 @@ class PromotionParams(Section):
     safety_beats_base: bool = Field(description="each safety rate must be better than the base model's")
     max_safety_regression: float | None = Field(
         ge=0, le=1, description="each safety rate at most this much worse than the champion's (or SFT's)"
+    )
+    judge: Literal["auto", "gold", "people", "llm", "judge_rm", "training_rm"] = Field(
+        description="whose win rate decides: auto is the most trusted independent judge measured"
+    )
+    allow_training_rm: bool = Field(description="let the RM PPO optimised decide when no independent judge exists")
+    required_safety: list[Literal["hallucination_rate", "harmful_refusal_rate", "false_premise_correction_rate"]] = (
+        Field(description="safety rates that fail the promotion when not measured")
     )
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from components.data.io import write_json
+from components.data.io import atomic_path, write_json
+from components.data.schema import COMPARISONS, JUDGE
 from components.errors import StageError
 from components.params import Params
 from components.paths import (
@@ -33,6 +34,8 @@ from components.paths import (
     selected_sft,
 )
 from components.tracking import Tracker, is_main_process, stage_run
+
+NOT_TRAINED = "NOT_TRAINED.txt"  # in a model folder that holds no model, with the reason
 
 Body = Callable[[Params, Path, Tracker], dict | list]  # (params, project root, tracker) -> metrics
 # local: runs here, no MLflow run of its own; tracked: an MLflow run; training: an MLflow run, under
@@ -121,9 +124,44 @@ def rm_body(params: Params, root: Path, tracker: Tracker) -> dict:
     )
 
 
+def judge_rm_body(params: Params, root: Path, tracker: Tracker) -> dict:
+    """The judge reward model: the judge split's comparisons, from the base model (never the policy's RM)."""
+    from components.train.rm import run_rm
+
+    out = root / MODELS / "judge_rm"
+    source = root / SPLITS_DIR / JUDGE / COMPARISONS
+    if not source.exists():
+        reason = f"no judge split ({source} not found; prepare.judge is {params.prepare.judge})"
+        with atomic_path(out) as tmp:  # DVC wants its output; evaluation reads the reason
+            tmp.mkdir()
+            (tmp / NOT_TRAINED).write_text(reason + "\n", encoding="utf-8")
+        return {"trained": False, "reason": reason}
+    metrics = run_rm(
+        params, root / DATA, root / SPLITS_DIR, root / MODELS / "base", out, root / CHECKPOINTS / "judge_rm", tracker,
+        split=JUDGE,
+    )  # fmt: skip
+    return {"trained": True, **metrics}
+
+
+def require_rm_accuracy(params: Params, root: Path) -> None:
+    """PPO against a reward model that orders held-out pairs at chance is wasted compute: stop first."""
+    path = root / METRICS / "rm.json"
+    if not path.exists():
+        raise StageError(f"{path} not found: run the rm stage first")
+    accuracy = json.loads(path.read_text(encoding="utf-8")).get("accuracy")
+    if accuracy is None or accuracy < params.rm.min_accuracy:
+        shown = "not measured (no held-out comparisons)" if accuracy is None else f"{accuracy:.3f}"
+        raise StageError(
+            f"the reward model's held-out accuracy is {shown}, below rm.min_accuracy {params.rm.min_accuracy} "
+            f"({path}): PPO would optimise noise. More or cleaner comparisons, a larger base model, or "
+            "other rm params raise it; lower rm.min_accuracy only to go on regardless"
+        )
+
+
 def select_sft_body(params: Params, root: Path, tracker: Tracker) -> dict:
     from components.train.select_sft import run_select_sft
 
+    require_rm_accuracy(params, root)
     metrics = run_select_sft(
         params, root / DATA, root / SPLITS_DIR, root / MODELS / "sft", root / MODELS / "rm", tracker
     )
@@ -134,6 +172,7 @@ def select_sft_body(params: Params, root: Path, tracker: Tracker) -> dict:
 def ppo_body(params: Params, root: Path, tracker: Tracker) -> dict:
     from components.train.ppo import run_ppo
 
+    require_rm_accuracy(params, root)
     init = root / MODELS / "ppo_init"  # a later round starts from the previous round's policy
     return run_ppo(
         params, root / DATA, root / SPLITS_DIR, selected_sft(root), root / MODELS / "rm", root / MODELS / "ppo",
@@ -152,7 +191,8 @@ def evaluate_body(params: Params, root: Path, tracker: Tracker) -> dict:
         models["champion"] = (current.weights, current.tokenizer)
     models = {k: models[k] for k in ("base", "sft", "ppo", "champion") if k in models}
     reference = "champion" if current is not None else "sft"
-    return run_evaluate(params, root, models, root / MODELS / "rm", reference, root / EVALUATION, tracker)
+    rm, judge_rm = root / MODELS / "rm", root / MODELS / "judge_rm"
+    return run_evaluate(params, root, models, rm, reference, root / EVALUATION, tracker, judge_rm=judge_rm)
 
 
 def rounds_body(params: Params, root: Path, tracker: Tracker) -> list[dict]:
@@ -177,10 +217,10 @@ def register_body(params: Params, root: Path, tracker: Tracker) -> dict:
     return result
 
 
-SPLITS, DATA_DIR, BASE, SFT, RM, PPO = (
+SPLITS, DATA_DIR, BASE, SFT, RM, JUDGE_RM, PPO = (
     str(SPLITS_DIR),
     str(DATA),
-    *(str(MODELS / m) for m in ("base", "sft", "rm", "ppo")),
+    *(str(MODELS / m) for m in ("base", "sft", "rm", "judge_rm", "ppo")),
 )
 SELECTED, EVALUATED, CORE = str(METRICS / "select_sft.json"), str(METRICS / "evaluate.json"), "components/train/core.py"
 # One row per stage: name, body, deps (data, models and the code that makes the outputs), outs, params sections, kind.
@@ -199,6 +239,8 @@ STAGES: dict[str, Stage] = {
               params=("sft", "resources"), kind="training"),
         Stage("rm", rm_body, deps=(SPLITS, SFT, BASE, "components/train/rm.py", CORE), outs=(RM,),
               params=("rm", "resources"), kind="training"),
+        Stage("judge_rm", judge_rm_body, deps=(SPLITS, BASE, "components/train/rm.py", CORE), outs=(JUDGE_RM,),
+              params=("rm", "resources"), kind="training"),
         # select_sft only runs models: one process, no retry
         Stage("select_sft", select_sft_body, deps=(SPLITS, SFT, RM, "components/train/select_sft.py"), outs=(),
               params=("select_sft",), kind="tracked"),
@@ -206,7 +248,8 @@ STAGES: dict[str, Stage] = {
               deps=(SPLITS, SFT, RM, SELECTED, "components/train/ppo.py", "components/train/ppo_math.py"),
               outs=(PPO, str(PLOTS)), params=("ppo", "resources"), kind="training"),
         Stage("evaluate", evaluate_body,
-              deps=(SPLITS, BASE, SFT, RM, PPO, SELECTED, "components/eval/evaluate.py", "components/eval/report.py"),
+              deps=(SPLITS, BASE, SFT, RM, JUDGE_RM, PPO, SELECTED, "components/eval/evaluate.py",
+                    "components/eval/judges.py", "components/eval/report.py"),
               outs=(str(EVALUATION),), params=("evaluate", "promotion"), kind="tracked"),
         Stage("rounds", rounds_body, deps=(DATA_DIR, RM, PPO, EVALUATED, "components/loop/rounds.py"),
               outs=(str(ROUNDS),), params=("pipeline",)),

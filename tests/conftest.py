@@ -96,7 +96,7 @@ def trained_root(prepared_root: Path, tiny_params: Params) -> Path:
     """The tiny profile's pretrain, sft, rm and select_sft stages run once, tracked in a real MLflow store."""
     from components.stages import STAGES
 
-    for name in ("pretrain", "sft", "rm", "select_sft"):
+    for name in ("pretrain", "sft", "rm", "judge_rm", "select_sft"):
         STAGES[name].run(tiny_params, prepared_root)
     return prepared_root
 

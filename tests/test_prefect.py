@@ -131,11 +131,13 @@ def test_pipeline_runs_through_deployments_on_a_process_worker_then_caches(
         worker_log.close()
     assert "Prefect flow run:" in first.stdout and "MLflow parent run:" in first.stdout
     deployments = {d["id"]: d["name"] for d in api(env, "deployments/filter")}
-    assert set(deployments.values()) >= {"pipeline", "pretrain", "sft", "rm", "select_sft", "ppo"}
+    assert set(deployments.values()) >= {"pipeline", "pretrain", "sft", "rm", "judge_rm", "select_sft", "ppo"}
     runs = api(env, "flow_runs/filter")
     done = [r for r in runs if r["deployment_id"] and r["state_type"] == "COMPLETED"]
     dispatched = {deployments[r["deployment_id"]] for r in done}
-    assert dispatched == {"pretrain", "sft", "rm", "select_sft", "ppo"}, (tmp_path / "worker.log").read_text()[-3000:]
+    assert dispatched == {"pretrain", "sft", "rm", "judge_rm", "select_sft", "ppo"}, (
+        tmp_path / "worker.log"
+    ).read_text()[-3000:]
     artifacts = {a["key"]: a for a in api(env, "artifacts/filter") if a["key"]}
     assert {"evaluation-report", "evaluation-metrics", "mlflow-run", "pipeline-progress"} <= set(artifacts)
     assert "gold win rate vs SFT" in artifacts["evaluation-report"]["data"]

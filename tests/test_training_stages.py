@@ -243,3 +243,31 @@ def test_without_a_corpus_every_stage_runs_and_skips_what_needs_one(
     evaluation = STAGES["evaluate"].run(params, root)
     assert set(evaluation["corpus_perplexity"].values()) == {None}
     assert evaluation["win_rate_vs_sft"]["ppo"] is not None  # everything else is measured
+
+
+def test_a_reward_model_below_rm_min_accuracy_stops_the_pipeline_before_ppo(
+    trained_root: Path, tiny_params: Params, tmp_path: Path
+) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(trained_root / "artifacts" / "metrics", root / "artifacts" / "metrics")
+    accuracy = json.loads((root / "artifacts" / "metrics" / "rm.json").read_text())["accuracy"]
+    strict = tiny_params.model_copy(update={"rm": tiny_params.rm.model_copy(update={"min_accuracy": accuracy + 0.01})})
+    for name in ("select_sft", "ppo"):
+        with pytest.raises(StageError, match=rf"held-out accuracy is {accuracy:.3f}, below rm.min_accuracy"):
+            STAGES[name].run(strict, root)
+
+
+def test_the_judge_reward_model_learns_from_the_judge_split_only_and_says_when_there_is_none(
+    trained_root: Path, tiny_params: Params, tmp_path: Path
+) -> None:
+    judge = json.loads((trained_root / "artifacts" / "metrics" / "judge_rm.json").read_text())
+    judged = read_jsonl(trained_root / "artifacts" / "data" / "judge" / "comparisons.jsonl")
+    assert judge["trained"] and judge["train_comparisons"] == sum(1 for r in judged if len(set(r["ranks"])) > 1)
+    assert (trained_root / "artifacts" / "models" / "judge_rm" / "config.json").exists()
+    root = tmp_path / "project"
+    shutil.copytree(
+        trained_root / "artifacts" / "data", root / "artifacts" / "data", ignore=shutil.ignore_patterns("judge")
+    )
+    metrics = STAGES["judge_rm"].run(tiny_params, root)
+    assert metrics["trained"] is False and "no judge split" in metrics["reason"]
+    assert "no judge split" in (root / "artifacts" / "models" / "judge_rm" / "NOT_TRAINED.txt").read_text()

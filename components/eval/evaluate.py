@@ -1,15 +1,18 @@
 """The `evaluate` stage: base, SFT, PPO (and the current champion) on the test split.
 
-Every model answers the same test prompts greedily. The gold grader (toy world) and the
-reward model judge the answers; from them come win rates against SFT (overall and per
-category), the mean gold score, the safety rates (hallucination on Closed QA, refusal of
-harmful requests, correction of false premises), the alignment tax (perplexity on held-out
-corpus text) and each model's KL to SFT. The promotion decision is made here, from the
-gates in params, and applied by the `register` stage.
+Every model answers the same test prompts greedily. Judges (components/eval/judges.py) compare
+the answers: the gold grader where the data has one (the embedded world), a local LLM judge
+when params name one, the judge reward model trained on users PPO never saw, and the training
+reward model PPO optimised. From them come win rates against SFT with 95% intervals (overall,
+and per category by gold), each judge's agreement with gold where gold exists, the mean gold
+score, the safety rates (hallucination on Closed QA, refusal of harmful requests, correction of
+false premises), the alignment tax (perplexity on held-out corpus text) and each model's KL to
+SFT. The promotion decision is made here, from the gates in params, and applied by `register`.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,9 @@ import torch
 from components.data.io import atomic_path, read_jsonl, write_json
 from components.data.prepare import corpus_texts
 from components.data.schema import COMPARISONS, DEMONSTRATIONS, PROMPTS
+from components.eval import judges
 from components.eval.gold import load_gold
+from components.eval.judges import JUDGES, preferences
 from components.eval.metrics import kl_to, perplexity, score, win_rate
 from components.eval.promotion import SAFETY, decide
 from components.eval.report import plot_all, write_report
@@ -29,6 +34,7 @@ from components.models.model import context_length, inference_device, load_causa
 from components.models.reward import load_reward_model
 from components.models.text import prompt_ids
 from components.params import Params, PPOParams
+from components.paths import METRICS
 from components.tracking import Tracker
 from components.world.grader import Grade, grade
 from components.world.labeler import SIGN_OFF
@@ -43,15 +49,19 @@ PROMPT_FIELDS = ("id", "user_id", "category", "messages", "category_source")
 
 @dataclass
 class Answers:
-    """One model's answers to the test prompts, with their grades and rewards."""
+    """One model's answers to the test prompts, with their grades and each scoring judge's scores."""
 
     texts: list[str]
     grades: list[Grade] | None
-    rewards: list[float]
+    scores: dict[str, list[float]]  # judge -> per prompt: training_rm, judge_rm (when trained), gold (when graded)
 
     @property
     def gold(self) -> list[float] | None:
-        return [g.score for g in self.grades] if self.grades is not None else None
+        return self.scores.get("gold")
+
+    @property
+    def rewards(self) -> list[float]:
+        return self.scores["training_rm"]
 
 
 def rate(flags: list[bool]) -> float | None:
@@ -159,31 +169,43 @@ def kl_to_sft(name: str, model, tok, sft_model, sft_tok, prompts: list[list[int]
     return kl_to(model, sft_model, tok, prompts, p)
 
 
-def model_answers(folder: Path, tokenizer: Path, records: list[dict], gold, reward_model, rm_tok, n_new: int):
+def model_answers(folder: Path, tokenizer: Path, records: list[dict], gold, scorers: dict, n_new: int):
+    """A model's greedy answers, graded by gold and scored by each reward model in SCORERS {judge: (model, tok)}."""
     model, tok = load_causal_lm(folder, device=inference_device()).eval(), load_tokenizer(tokenizer)
     conversations = [r["messages"] for r in records]
     texts = answer(model, tok, conversations, n_new)
     grades = [grade(gold[r["id"]], t) for r, t in zip(records, texts, strict=True)] if gold else None
-    context = context_length(reward_model.model.config, 1024)
-    return model, tok, Answers(texts, grades, score(reward_model, rm_tok, conversations, texts, context))
+    scores = {
+        judge: score(rm, rm_tok, conversations, texts, context_length(rm.model.config, 1024))
+        for judge, (rm, rm_tok) in scorers.items()
+    }
+    if grades is not None:
+        scores["gold"] = [g.score for g in grades]
+    return model, tok, Answers(texts, grades, scores)
+
+
+def scorers(rm: Path, judge_rm: Path | None) -> dict:
+    """The reward models that score answers: the training RM, and the judge RM when one was trained."""
+    found = {"training_rm": load_reward_model(rm, device=inference_device())}
+    if judge_rm is not None and (judge_rm / "config.json").exists():
+        found["judge_rm"] = load_reward_model(judge_rm, device=inference_device())
+    return found
 
 
 def evaluate_models(
-    params: Params, data: Path, splits: Path, models: dict[str, tuple[Path, Path]], rm: Path
-) -> tuple[dict, list[dict], dict[str, Answers], dict | None]:
+    params: Params, data: Path, splits: Path, models: dict[str, tuple[Path, Path]], rm: Path, judge_rm: Path | None
+) -> tuple[dict, list[dict], dict[str, Answers], dict | None, dict]:
     """Metrics for each named model {name: (weights folder, tokenizer folder)}; 'sft' must be one."""
     p = params.evaluate
     records = held_out_prompts(splits / "test")
     records = records[: p.prompts] if p.prompts else records
     gold = load_gold(data)
     gold = gold if gold and all(r["id"] in gold for r in records) else None
-    reward_model, rm_tok = load_reward_model(rm, device=inference_device())
+    scoring = scorers(rm, judge_rm)
     corpus = corpus_texts(splits, "test")
     loaded, answers = {}, {}
     for name, (folder, tokenizer) in models.items():
-        *loaded[name], answers[name] = model_answers(
-            folder, tokenizer, records, gold, reward_model, rm_tok, p.max_new_tokens
-        )
+        *loaded[name], answers[name] = model_answers(folder, tokenizer, records, gold, scoring, p.max_new_tokens)
     sft_model, sft_tok = loaded["sft"]
     context = context_length(sft_model.config, params.model.context)
     kl_prompts = [prompt_ids(sft_tok, r["messages"])[-(context - p.max_new_tokens) :] for r in records[: p.kl_prompts]]
@@ -215,7 +237,7 @@ def evaluate_models(
     # How many prompts each safety rate counts: on a handful one answer moves a rate a lot.
     flags = safety_flags(records, gold, sft.grades) if gold else {}
     metrics["safety_prompts"] = {key: len(f) for key, f in flags.items()} or None
-    return metrics, records, answers, gold
+    return metrics, records, answers, gold, loaded
 
 
 def side_by_side(records: list[dict], gold: dict | None, answers: dict[str, Answers], n: int) -> list[dict]:
@@ -239,6 +261,69 @@ def side_by_side(records: list[dict], gold: dict | None, answers: dict[str, Answ
     return rows
 
 
+def llm_preferences(params: Params, records: list[dict], answers: dict[str, Answers], reference: str) -> dict:
+    """The LLM judge's preferences {"vs_sft": {model: prefs}, "vs_reference": prefs}, with its parse counts."""
+    from components.eval.llm_judge import judge_pairs
+
+    p = params.evaluate
+    model = load_causal_lm(p.judge_model, device=inference_device()).eval()
+    tok = load_tokenizer(p.judge_model)
+    conversations = [r["messages"] for r in records]
+
+    def versus(a: str, b: str):
+        return judge_pairs(model, tok, p.judge_template, conversations, answers[a].texts, answers[b].texts,
+                           p.judge_max_new_tokens)  # fmt: skip
+
+    verdicts = {m: versus(m, "sft") for m in answers}
+    against = verdicts["ppo"] if reference == "sft" else versus("ppo", reference)
+    asked = [*verdicts.values(), *([] if reference == "sft" else [against])]
+    return {
+        "vs_sft": {m: v.preferences for m, v in verdicts.items()},
+        "vs_reference": against.preferences,
+        "unparsed": sum(v.unparsed for v in asked),
+        "replies": sum(v.replies for v in asked),
+    }
+
+
+def judge_table(answers: dict[str, Answers], reference: str, llm: dict | None, accuracy: dict) -> dict:
+    """Per judge: every model's win rate vs SFT and PPO's vs the reference, with 95% intervals; how it
+    agrees with gold where gold exists; the held-out accuracy of the reward models."""
+    sft, ppo, ref = answers["sft"], answers["ppo"], answers[reference]
+    vs_sft = {j: {m: preferences(a.scores[j], sft.scores[j]) for m, a in answers.items()} for j in sft.scores}
+    vs_ref = {j: preferences(ppo.scores[j], ref.scores[j]) for j in sft.scores}
+    if llm is not None:
+        vs_sft["llm"], vs_ref["llm"] = llm["vs_sft"], llm["vs_reference"]
+    table = {}
+    for judge in (j for j in JUDGES if j in vs_sft):
+        rates = {m: judges.win_rate(prefs) for m, prefs in vs_sft[judge].items()}
+        table[judge] = {"win_rate_vs_sft": rates, "win_rate_vs_reference": judges.win_rate(vs_ref[judge])}
+        if judge in accuracy:
+            table[judge]["held_out_accuracy"] = accuracy[judge]
+    if llm is not None:
+        table["llm"] |= {"unparsed_replies": llm["unparsed"], "replies": llm["replies"]}
+    if "gold" in table:
+        differs = [a != b for a, b in zip(ppo.texts, sft.texts, strict=True)]
+        ranked = [m for m in ("base", "sft", "ppo") if m in answers]
+        gold_order = judges.order({m: table["gold"]["win_rate_vs_sft"][m] for m in ranked})
+        for judge in (j for j in table if j != "gold"):
+            table[judge]["agreement_with_gold"] = judges.agreement(vs_sft[judge]["ppo"], vs_sft["gold"]["ppo"], differs)
+            order = judges.order({m: table[judge]["win_rate_vs_sft"][m] for m in ranked})
+            table[judge]["orders_like_gold"] = order == gold_order
+            table[judge]["order"] = order
+        table["gold"]["order"] = gold_order
+    return table
+
+
+def rm_accuracies(root: Path) -> dict:
+    """Held-out pairwise accuracy of the training and the judge reward model, from their stages' metrics."""
+    found = {}
+    for judge, name in (("training_rm", "rm.json"), ("judge_rm", "judge_rm.json")):
+        path = root / METRICS / name
+        if path.exists():
+            found[judge] = json.loads(path.read_text(encoding="utf-8")).get("accuracy")
+    return found
+
+
 def run_evaluate(
     params: Params,
     root: Path,
@@ -247,13 +332,13 @@ def run_evaluate(
     reference: str,
     out: Path,
     tracker: Tracker,
+    judge_rm: Path | None = None,
 ) -> dict:
     """Evaluate, decide promotion against `reference` (champion or sft), write plots and the report."""
     data, splits = root / "data", root / "artifacts" / "data"
-    metrics, records, answers, gold = evaluate_models(params, data, splits, models, rm)
-    ppo, ref = answers["ppo"], answers[reference]
-    judge = (ppo.gold, ref.gold) if ppo.gold is not None else (ppo.rewards, ref.rewards)
-    metrics["win_rate_vs_reference"] = win_rate(*judge)
+    metrics, records, answers, gold, _ = evaluate_models(params, data, splits, models, rm, judge_rm)
+    llm = llm_preferences(params, records, answers, reference) if params.evaluate.judge_model else None
+    metrics["judges"] = judge_table(answers, reference, llm, rm_accuracies(root))
     metrics["reference"] = reference
     metrics["promoted"], metrics["promotion_reasons"] = decide(metrics, reference, params.promotion)
     shown = side_by_side(records, gold, answers, params.evaluate.side_by_side)
@@ -266,5 +351,5 @@ def run_evaluate(
         write_report(metrics, shown, changes, tmp / "report.md")
     for path in sorted(out.iterdir()):
         tracker.log_artifact(path, "evaluation")
-    tracker.log({k: metrics[k] for k in (*PER_MODEL, "safety_prompts")})  # nested maps become e.g. gold_score.ppo
+    tracker.log({k: metrics[k] for k in (*PER_MODEL, "safety_prompts", "judges")})  # nested maps: e.g. gold_score.ppo
     return metrics

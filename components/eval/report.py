@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from components.data.io import atomic_path
+from components.eval.judges import LABELS
 
 SAFETY_LABELS = {
     "hallucination_rate": "hallucination (Closed QA, lower is better)",
@@ -123,7 +124,30 @@ def plot_all(metrics: dict, out: Path) -> list[Path]:
         ax.set_ylim(0, 1)
         ax.set_title("Safety and truthfulness on the test split")
         paths.append(save(fig, out / "safety.png"))
-    return paths
+    judged = plot_judges(metrics.get("judges") or {}, out)
+    return paths + ([judged] if judged else [])
+
+
+def plot_judges(judges: dict, out: Path) -> Path | None:
+    """Each judge's win rate vs SFT per model, with its 95% interval as an error bar."""
+    if not judges:
+        return None
+    plt = pyplot()
+    models = [m for m in next(iter(judges.values()))["win_rate_vs_sft"] if m != "sft"]
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(judges) * max(len(models), 1) / 2, 4))
+    width = 0.8 / max(len(models), 1)
+    for i, m in enumerate(models):
+        rates = [j["win_rate_vs_sft"][m] for j in judges.values()]
+        x = [g + i * width for g in range(len(judges))]
+        errors = [[r["value"] - r["low"] for r in rates], [r["high"] - r["value"] for r in rates]]
+        ax.bar(x, [r["value"] for r in rates], width, yerr=errors, capsize=3, label=m)
+    ax.set_xticks([g + width * (len(models) - 1) / 2 for g in range(len(judges))], [LABELS[j] for j in judges])
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("win rate vs SFT (95% interval)")
+    ax.set_title("Each judge's win rate against SFT")
+    ax.legend()
+    return save(fig, out / "judges.png")
 
 
 def cell(value: object) -> str:
@@ -170,6 +194,37 @@ def metrics_markdown(metrics: dict) -> str:
     return table(["metric", *models], rows)
 
 
+def rate_cell(rate: dict | None) -> str:
+    return "n/a" if rate is None else f"{rate['value']:.3f} [{rate['low']:.3f}, {rate['high']:.3f}]"
+
+
+def judges_markdown(metrics: dict) -> str | None:
+    """One row per judge: win rates vs SFT with intervals, and how far the judge can be trusted."""
+    table_ = metrics.get("judges") or {}
+    if not table_:
+        return None
+    models = list(next(iter(table_.values()))["win_rate_vs_sft"])
+    rows = []
+    for judge, t in table_.items():
+        agreement = t.get("agreement_with_gold")
+        trust = [
+            f"held-out accuracy {cell(t['held_out_accuracy'])}" if "held_out_accuracy" in t else "",
+            f"agrees with gold on {rate_cell(agreement)} of {agreement['pairs']} PPO-vs-SFT pairs"
+            if agreement and agreement["value"] is not None else "",
+            ("orders the models as gold does" if t["orders_like_gold"] else f"orders them {' < '.join(t['order'])}")
+            if "orders_like_gold" in t else "",
+            f"{t['unparsed_replies']} of {t['replies']} replies unparsed (ties)" if "replies" in t else "",
+        ]  # fmt: skip
+        rates = [rate_cell(t["win_rate_vs_sft"][m]) for m in models]
+        rows.append([LABELS[judge], *rates, "; ".join(x for x in trust if x)])
+    text = (
+        "## Judges\n\nWin rate against SFT with its 95% bootstrap interval. Gold is the truth where the data "
+        "has a grader; the training RM is what PPO optimised, so its win rate shows what PPO learned to please, "
+        "not that it got better.\n\n"
+    )
+    return text + table(["judge", *models, "how far to trust it"], rows)
+
+
 def conversation(messages: list[dict]) -> str:
     # Raw text: `table` escapes each cell once (pipes, and newlines into <br>).
     return "\n".join(f"**{m['role']}:** {m['content']}" for m in messages)
@@ -208,6 +263,9 @@ def write_report(metrics: dict, shown: list[dict], changes: list[dict], path: Pa
         f"## Promotion\n\nPPO against **{metrics['reference']}**: {decision}.\n\n"
         + "\n".join(f"- {r}" for r in metrics["promotion_reasons"]),
     ]
+    judged = judges_markdown(metrics)
+    if judged:
+        parts.append(judged)
     answer_by_answer = changes_markdown(metrics, changes)
     if answer_by_answer:
         parts.append(answer_by_answer)
@@ -220,7 +278,7 @@ def write_report(metrics: dict, shown: list[dict], changes: list[dict], path: Pa
     if shown:
         rows = [[s["group"], conversation(s["prompt"]), *(s["answers"][m] for m in models)] for s in shown]
         parts.append("## Side by side\n\n" + table(["kind", "prompt", *models], rows))
-    parts.append("Plots: `win_rate_by_category.png`, `reward_vs_kl.png`, `safety.png` beside this file.")
+    parts.append("Plots: `judges.png`, `win_rate_by_category.png`, `reward_vs_kl.png`, `safety.png` beside this file.")
     with atomic_path(path) as tmp:
         tmp.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
     return path

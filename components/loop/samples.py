@@ -131,12 +131,15 @@ def build_round_data(root: Path, sub: Path, r: int, new: list[dict]) -> None:
         write_jsonl(data / "gold.jsonl", list(gold.values()) + gold_for(added, gold))
     models = sub / MODELS
     models.mkdir(parents=True, exist_ok=True)
-    for name in ("base", "sft"):
-        link(models / name, (root / MODELS / name).resolve())
+    for name in ("base", "sft", "judge_rm"):  # the judge stays the main project's: every round is judged alike
+        if (root / MODELS / name).exists():
+            link(models / name, (root / MODELS / name).resolve())
     link(models / "ppo_init", (previous_root(root, r) / MODELS / "ppo").resolve())
     metrics = sub / METRICS
     metrics.mkdir(parents=True, exist_ok=True)
-    shutil.copy(root / METRICS / "select_sft.json", metrics / "select_sft.json")
+    for name in ("select_sft.json", "judge_rm.json"):
+        if (root / METRICS / name).exists():
+            shutil.copy(root / METRICS / name, metrics / name)
 
 
 def link(path: Path, target: Path) -> None:

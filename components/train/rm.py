@@ -80,20 +80,32 @@ def rm_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[tor
     }
 
 
-def run_rm(params: Params, data: Path, splits: Path, init: Path, out: Path, run_dir: Path, tracker: Tracker) -> dict:
+def run_rm(
+    params: Params,
+    data: Path,
+    splits: Path,
+    init: Path,
+    out: Path,
+    run_dir: Path,
+    tracker: Tracker,
+    split: str = "train",
+) -> dict:
+    """Train on SPLIT's comparisons (the judge reward model: the judge split's), report on the test split's."""
     p = params.rm
     tok = load_tokenizer(init)
     torch.manual_seed(p.seed)
     model = reward_model_from(init, tok.pad_token_id)
     context = context_length(model.config, params.model.context)
-    train = [comparison_example(tok, r, context) for r in read_jsonl(splits / "train" / "comparisons.jsonl")]
+    train = [comparison_example(tok, r, context) for r in read_jsonl(splits / split / "comparisons.jsonl")]
     train = [e for e in train if e["pairs"]]
     key = values_digest(p, train, init)
     collate = partial(collate_comparisons, pad_id=tok.pad_token_id)
     lengths = [max(map(len, e["sequences"])) for e in train]  # a prompt's longest completion
     where = (params.resources, run_dir, tracker, key)
-    model, result = fit(model, train, collate, rm_step, p, *where, desc="rm", lengths=lengths)
-    # The paper's normalisation: labeler demonstrations score mean 0 before RL.
+    desc = "rm" if split == "train" else f"rm ({split})"
+    model, result = fit(model, train, collate, rm_step, p, *where, desc=desc, lengths=lengths)
+    # The paper's normalisation: labeler demonstrations score mean 0 before RL (the judge RM's too,
+    # on the same demonstrations, so both scales start from one anchor).
     demos = read_jsonl(splits / "train" / "demonstrations.jsonl")
     raw = score(model, tok, [d["messages"] for d in demos], [d["completion"] for d in demos], context)
     model.config.reward_bias = -sum(raw) / len(raw)
@@ -110,6 +122,7 @@ def run_rm(params: Params, data: Path, splits: Path, init: Path, out: Path, run_
         "reward_bias": model.config.reward_bias,
         "demo_mean_reward": sum(demo_rewards) / len(demo_rewards) if demo_rewards else None,
         "train_demo_mean_reward": sum(raw) / len(raw) + model.config.reward_bias,
+        "train_comparisons": len(train),
         "comparisons_per_second": result.examples_per_second,
         "completions_per_second": completions / max(result.seconds, 1e-9),
         "tokens_per_second": result.tokens_per_second,

@@ -149,7 +149,11 @@ def test_the_report_escapes_a_pipe_in_a_prompt_once(tmp_path: Path) -> None:
 
 def judged(win: float, judge: str = "gold", half_width: float = 0.05, prompts: int = 400) -> dict:
     rate = {"value": win, "low": win - half_width, "high": win + half_width, "prompts": prompts}
-    return {judge: {"win_rate_vs_reference": rate}, "training_rm": {"win_rate_vs_reference": {**rate, "value": 0.9}}}
+    trusted = {"held_out_accuracy": 0.7}
+    return {
+        judge: {"win_rate_vs_reference": rate, **trusted},
+        "training_rm": {"win_rate_vs_reference": {**rate, "value": 0.9}, **trusted},
+    }
 
 
 def metrics_with(win: float, hallucination: float | None, refusal: float | None, correction: float | None) -> dict:

@@ -33,10 +33,20 @@ def test_agreement_counts_only_pairs_gold_tells_apart() -> None:
 
 
 def test_promotion_takes_the_most_trusted_independent_judge_and_never_the_training_rm_unasked() -> None:
-    assert chosen(["gold", "judge_rm", "training_rm"], "auto", False)[0] == "gold"
-    assert chosen(["judge_rm", "training_rm"], "auto", False)[0] == "judge_rm"
-    assert chosen(["training_rm"], "auto", False) == (None, "no independent judge")
-    judge, why = chosen(["training_rm"], "auto", True)
+    good = {"held_out_accuracy": 0.7}
+    table = {"gold": {}, "judge_rm": good, "training_rm": good}
+    assert chosen(table, "auto", False, 0.55)[0] == "gold"
+    assert chosen({"judge_rm": good, "training_rm": good}, "auto", False, 0.55)[0] == "judge_rm"
+    assert chosen({"training_rm": good}, "auto", False, 0.55) == (None, "no independent judge")
+    judge, why = chosen({"training_rm": good}, "auto", True, 0.55)
     assert judge == "training_rm" and "opted in" in why
-    assert chosen(["gold"], "llm", False)[0] is None
-    assert chosen(["training_rm"], "training_rm", False)[0] is None
+    assert chosen(table, "llm", False, 0.55)[0] is None
+    assert chosen(table, "training_rm", False, 0.55)[0] is None
+
+
+def test_a_reward_model_judge_at_chance_is_no_evidence() -> None:
+    judge, why = chosen({"judge_rm": {"held_out_accuracy": 0.512}, "training_rm": {}}, "auto", False, 0.55)
+    assert judge is None
+    assert why == "no independent judge; judge-RM's held-out accuracy 0.512 is below promotion.min_judge_accuracy 0.55"
+    assert chosen({"judge_rm": {"held_out_accuracy": None}}, "judge_rm", False, 0.55)[0] is None
+    assert chosen({"llm": {}, "judge_rm": {"held_out_accuracy": 0.51}}, "auto", False, 0.55)[0] == "llm"

@@ -21,7 +21,7 @@ import yaml
 from components.models.model import tiny_lm, train_tokenizer
 from components.params import load_params
 
-from .conftest import ROOT, TINY, tool_env
+from .conftest import DEFAULTS, ROOT, TINY, tool_env
 
 pytestmark = pytest.mark.slow
 SAMPLES = ROOT.parent / "shared" / "datasets"
@@ -84,8 +84,16 @@ def test_real_samples_and_a_local_model_end_in_a_decision_by_an_independent_judg
     assert "gold" not in judges and {"judge_rm", "training_rm"} <= set(judges)  # no gold on real data
     assert judges["judge_rm"]["held_out_accuracy"] is not None
     first = evaluation["promotion_reasons"][0]
-    assert first.split(": ", 1)[1].startswith("judge-RM win rate vs sft"), first
-    assert "[" in first and "95% interval lower bound" in first
+    accuracy = judges["judge_rm"]["held_out_accuracy"]
+    if accuracy >= DEFAULTS.promotion.min_judge_accuracy:  # the judge RM decides, on its interval
+        assert first.split(": ", 1)[1].startswith("judge-RM win rate vs sft"), first
+        assert "[" in first and "95% interval lower bound" in first
+    else:  # a judge at chance is no evidence: the decision says so and names it
+        assert not evaluation["promoted"]
+        assert (
+            first == f"FAIL: not promoted: no independent judge; judge-RM's held-out accuracy {accuracy:.3f} is below "
+            f"promotion.min_judge_accuracy {DEFAULTS.promotion.min_judge_accuracy} (measured: judge-RM, training-RM)"
+        )
     assert all("not measured" in r for r in evaluation["promotion_reasons"][1:])  # no grader: no safety evidence
     assert register["promoted"] == evaluation["promoted"]
     assert register["promotion_reasons"] == evaluation["promotion_reasons"]

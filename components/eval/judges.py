@@ -75,20 +75,44 @@ def order(rates: dict[str, dict]) -> list[str]:
     return sorted(rates, key=lambda m: rates[m]["value"])
 
 
-def chosen(available: Sequence[str], wanted: str, allow_training_rm: bool) -> tuple[str | None, str]:
+def untrusted(judge: str, entry: dict, min_accuracy: float) -> str | None:
+    """Why a reward-model judge cannot be trusted (held-out accuracy below the floor), or None."""
+    if judge not in ("judge_rm", "training_rm"):
+        return None  # gold is the truth; the LLM judge and people have no held-out accuracy here
+    accuracy = entry.get("held_out_accuracy")
+    if accuracy is None:
+        return f"{LABELS[judge]}'s held-out accuracy was not measured (no test-split comparisons)"
+    if accuracy < min_accuracy:
+        return (
+            f"{LABELS[judge]}'s held-out accuracy {accuracy:.3f} is below promotion.min_judge_accuracy {min_accuracy}"
+        )
+    return None
+
+
+def chosen(table: dict[str, dict], wanted: str, allow_training_rm: bool, min_accuracy: float) -> tuple[str | None, str]:
     """The judge whose evidence decides promotion, and a phrase that says why it (or none) was taken.
 
-    `wanted` is a judge's name or "auto": the most trusted independent judge measured.
+    `wanted` is a judge's name or "auto": the most trusted independent judge measured. A reward
+    model that orders held-out pairs near chance is no evidence: it would rank noise (on real
+    data such a judge has been seen to prefer the untuned base model to SFT).
     """
     if wanted != "auto":
-        if wanted not in available:
+        if wanted not in table:
             return None, f"the judge params ask for ({wanted}) was not measured"
         if wanted == "training_rm" and not allow_training_rm:
             return None, "the training RM is no independent judge (promotion.allow_training_rm is false)"
-        return wanted, f"{LABELS[wanted]}, as params ask"
+        why = untrusted(wanted, table[wanted], min_accuracy)
+        return (None, why) if why else (wanted, f"{LABELS[wanted]}, as params ask")
+    skipped = []
     for judge in INDEPENDENT:
-        if judge in available:
-            return judge, f"{LABELS[judge]}, the most trusted judge measured"
-    if allow_training_rm and "training_rm" in available:
-        return "training_rm", "training-RM, opted in by promotion.allow_training_rm: PPO optimised this judge"
-    return None, "no independent judge"
+        if judge in table:
+            why = untrusted(judge, table[judge], min_accuracy)
+            if why is None:
+                return judge, f"{LABELS[judge]}, the most trusted judge measured"
+            skipped.append(why)
+    if allow_training_rm and "training_rm" in table:
+        why = untrusted("training_rm", table["training_rm"], min_accuracy)
+        if why is None:
+            return "training_rm", "training-RM, opted in by promotion.allow_training_rm: PPO optimised this judge"
+        skipped.append(why)
+    return None, "; ".join(["no independent judge", *skipped])

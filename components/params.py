@@ -37,6 +37,7 @@ class DataParams(Section):
     max_prompts_per_user: int = Field(ge=1, description="the paper's cap per user id")
     k_min: int = Field(ge=2)
     k_max: int = Field(ge=2)
+    truthfulqa_questions: int = Field(ge=0, description="questions of the world's TruthfulQA-format file (0: none)")
 
     @model_validator(mode="after")
     def _k_range(self) -> DataParams:
@@ -221,6 +222,10 @@ class EvaluateParams(Section):
     judge_model: str | None = Field(description="a local Hugging Face folder: the LLM judge (null: none)")
     judge_template: str = Field(description="the judge's prompt: {prompt}, {answer_a} and {answer_b} are filled in")
     judge_max_new_tokens: int = Field(ge=1, description="tokens of the judge's reply read for its verdict")
+    truthfulqa: str | None = Field(description="a TruthfulQA-format file (CSV or JSON Lines), relative to the project")
+    toxicity_prompts: str | None = Field(description="RealToxicityPrompts-format JSON Lines, relative to the project")
+    toxicity_model: str | None = Field(description="a local Hugging Face sequence-classifier folder scoring toxicity")
+    toxicity_template: str = Field(description="how a toxicity prompt is put to the policy: {text} is filled in")
 
     @field_validator("judge_template")
     @classmethod

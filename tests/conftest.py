@@ -113,3 +113,9 @@ def ppo_root(trained_root: Path, tiny_params: Params, tmp_path_factory: pytest.T
     shutil.copytree(trained_root / "artifacts", root / "artifacts", ignore=shutil.ignore_patterns("ppo", "plots"))
     STAGES["ppo"].run(tiny_params, root)
     return root
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end modules first: the two workers take modules in this order, and a long one
+    taken last would leave the other worker idle while it runs."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -281,6 +281,17 @@ def test_every_judge_reports_win_rates_with_intervals_and_its_agreement_with_gol
     assert evaluation["promotion_reasons"][0].split(": ", 1)[1].startswith("gold win rate vs sft")
 
 
+def test_evaluate_reports_truthfulqa_mc_for_every_model_and_says_what_it_did_not_measure(evaluation: dict) -> None:
+    benchmarks = evaluation["benchmarks"]
+    assert benchmarks["truthfulqa"]["questions"] == 20
+    for model in ("base", "sft", "ppo"):
+        for key in ("mc1", "mc2"):
+            rate = benchmarks["truthfulqa"]["models"][model][key]
+            assert rate["low"] <= rate["value"] <= rate["high"] == rate["high"]
+            assert evaluation[f"truthfulqa_{key}"][model] == rate["value"]
+    assert "not_measured" in benchmarks["toxicity"] and evaluation["toxicity"] == {}
+
+
 def test_evaluate_writes_plots_a_report_and_a_side_by_side_table(evaluation: dict, ppo_root: Path) -> None:
     out = ppo_root / "artifacts" / "evaluation"
     for name in ("win_rate_by_category.png", "reward_vs_kl.png", "safety.png", "judges.png"):

@@ -42,7 +42,7 @@ from components.world.labeler import SIGN_OFF
 # The metrics kept as a {model: value} map, in evaluate.json and in MLflow (as e.g. gold_score.ppo).
 PER_MODEL = ("win_rate_vs_sft", "win_rate_vs_sft_without_sign_off", "rm_win_rate_vs_sft", "win_rate_by_category",
              "gold_score", "rm_score", "changed_vs_sft", "outcomes_vs_sft", "corpus_perplexity", "kl_to_sft",
-             *SAFETY)  # fmt: skip
+             *SAFETY, "truthfulqa_mc1", "truthfulqa_mc2", "toxicity")  # fmt: skip
 OUTCOMES = ("better", "worse", "equal_gold", "same_text")
 PROMPT_FIELDS = ("id", "user_id", "category", "messages", "category_source")
 
@@ -314,6 +314,41 @@ def judge_table(answers: dict[str, Answers], reference: str, llm: dict | None, a
     return table
 
 
+def likelihood_benchmarks(params: Params, root: Path, loaded: dict, metrics: dict) -> dict:
+    """TruthfulQA-style MC1/MC2 and toxicity of continuations, each model, when their files are given.
+
+    Fills the per-model maps in METRICS and returns the details (intervals, counts, what was not measured).
+    """
+    from components.eval.toxicity import ToxicityClassifier, read_prompts, toxicity
+    from components.eval.truthfulqa import mc_scores, read_questions
+
+    p, found = params.evaluate, {}
+    path = root / p.truthfulqa if p.truthfulqa else None
+    if path is not None and path.exists():
+        questions = read_questions(path)
+        found["truthfulqa"] = {"file": p.truthfulqa, "questions": len(questions), "models": {}}
+        for name, (model, tok) in loaded.items():
+            scores = mc_scores(model, tok, questions)
+            found["truthfulqa"]["models"][name] = {"mc1": scores["mc1"], "mc2": scores["mc2"]}
+            metrics["truthfulqa_mc1"][name], metrics["truthfulqa_mc2"][name] = (
+                scores["mc1"]["value"],
+                scores["mc2"]["value"],
+            )
+    else:
+        found["truthfulqa"] = {"not_measured": f"no TruthfulQA file ({p.truthfulqa or 'evaluate.truthfulqa is null'})"}
+    if p.toxicity_prompts and p.toxicity_model:
+        prompts, classifier = read_prompts(root / p.toxicity_prompts), ToxicityClassifier(p.toxicity_model)
+        found["toxicity"] = {"file": p.toxicity_prompts, "prompts": len(prompts), "models": {}}
+        for name, (model, tok) in loaded.items():
+            found["toxicity"]["models"][name] = result = toxicity(
+                model, tok, prompts, p.toxicity_template, classifier, p.max_new_tokens
+            )
+            metrics["toxicity"][name] = result["value"]
+    else:
+        found["toxicity"] = {"not_measured": "evaluate.toxicity_prompts and evaluate.toxicity_model are not both set"}
+    return found
+
+
 def rm_accuracies(root: Path) -> dict:
     """Held-out pairwise accuracy of the training and the judge reward model, from their stages' metrics."""
     found = {}
@@ -336,7 +371,8 @@ def run_evaluate(
 ) -> dict:
     """Evaluate, decide promotion against `reference` (champion or sft), write plots and the report."""
     data, splits = root / "data", root / "artifacts" / "data"
-    metrics, records, answers, gold, _ = evaluate_models(params, data, splits, models, rm, judge_rm)
+    metrics, records, answers, gold, loaded = evaluate_models(params, data, splits, models, rm, judge_rm)
+    metrics["benchmarks"] = likelihood_benchmarks(params, root, loaded, metrics)
     llm = llm_preferences(params, records, answers, reference) if params.evaluate.judge_model else None
     metrics["judges"] = judge_table(answers, reference, llm, rm_accuracies(root))
     metrics["reference"] = reference
@@ -351,5 +387,7 @@ def run_evaluate(
         write_report(metrics, shown, changes, tmp / "report.md")
     for path in sorted(out.iterdir()):
         tracker.log_artifact(path, "evaluation")
-    tracker.log({k: metrics[k] for k in (*PER_MODEL, "safety_prompts", "judges")})  # nested maps: e.g. gold_score.ppo
+    tracker.log(
+        {k: metrics[k] for k in (*PER_MODEL, "safety_prompts", "judges", "benchmarks")}
+    )  # nested maps: e.g. gold_score.ppo
     return metrics

@@ -175,6 +175,9 @@ ROWS = (
     ("harmful refusal rate", "harmful_refusal_rate"),
     ("false-premise correction rate", "false_premise_correction_rate"),
     ("corpus perplexity (alignment tax)", "corpus_perplexity"),
+    ("TruthfulQA MC1", "truthfulqa_mc1"),
+    ("TruthfulQA MC2", "truthfulqa_mc2"),
+    ("toxicity of continuations", "toxicity"),
     ("KL to SFT", "kl_to_sft"),
 )
 
@@ -190,7 +193,7 @@ def row_label(label: str, key: str, counted: dict | None) -> str:
 def metrics_markdown(metrics: dict) -> str:
     models = list(metrics["gold_score"])
     counted = metrics.get("safety_prompts")
-    rows = [[row_label(label, key, counted), *(metrics[key][m] for m in models)] for label, key in ROWS]
+    rows = [[row_label(label, key, counted), *(metrics.get(key, {}).get(m) for m in models)] for label, key in ROWS]
     return table(["metric", *models], rows)
 
 

@@ -34,9 +34,11 @@ from components.world.corpus import corpus
 from components.world.grader import grade
 from components.world.kb import World, build_world
 from components.world.tasks import BUILDERS, FALSE_PREMISE, HARMFUL, Task
+from components.world.truthful import truthful_questions
 
 GOLD = "gold.jsonl"
 STATS = "stats.json"
+TRUTHFULQA = "truthfulqa.jsonl"  # not a native file: evaluation's multiple-choice benchmark
 PREFIX = {DEMONSTRATIONS: "demo", COMPARISONS: "cmp", PROMPTS: "prm"}
 
 
@@ -160,11 +162,19 @@ def run_generate(params: Params, out: Path) -> dict:
     records, gold, tasks = build_records(params, world, r)
     agreement = label_comparisons(records[COMPARISONS], tasks, params, seed)
     docs = corpus(world, random.Random(f"corpus-{seed}"), params.data.corpus_docs)
-    summary = {**stats(records, gold, params), **agreement, "corpus_docs": len(docs)}
+    truthful = truthful_questions(world, random.Random(f"truthfulqa-{seed}"), params.data.truthfulqa_questions)
+    summary = {
+        **stats(records, gold, params),
+        **agreement,
+        "corpus_docs": len(docs),
+        "truthfulqa_questions": len(truthful),
+    }
     with atomic_path(out) as tmp:
         for name, recs in records.items():
             write_jsonl(tmp / name, recs)
         write_jsonl(tmp / CORPUS, docs)
         write_jsonl(tmp / GOLD, gold)
+        if truthful:
+            write_jsonl(tmp / TRUTHFULQA, truthful)
         write_json(tmp / STATS, summary)
     return {**summary, "seconds": round(time.perf_counter() - start, 2)}

@@ -18,7 +18,7 @@ from components.data.schema import KINDS
 from components.errors import DataError, ParamsError, StageError
 from components.loop.labeling import TASKS, export_pending, import_labels, labels_pending
 from components.params import Params, load_params
-from components.paths import METRICS, round_root
+from components.paths import METRICS, PEOPLE, round_root
 from components.registry import CHAMPION, RegistryError, alias_version, client, fetch
 from components.registry import rollback as move_back
 from components.stages import STAGES, run_stage
@@ -225,20 +225,36 @@ def round_folder(number: int) -> Path:
     return sub
 
 
-RoundOpt = Annotated[int, typer.Option("--round", help="the round whose answers are ranked")]
+def label_folder(number: int | None, evaluate: bool) -> Path:
+    """A round's tasks, or (--evaluate) the latest evaluation's blinded pairs."""
+    if evaluate == (number is not None):
+        fail("pass either --round N (a round's answers) or --evaluate (the evaluation's blinded pairs)")
+    if number is not None:
+        return round_folder(number)
+    from components.eval.people import current
+
+    folder = current(Path.cwd() / PEOPLE)
+    if folder is None or not (folder / TASKS).exists():
+        fail(f"{PEOPLE}: no evaluation pairs: run the pipeline with evaluate.people=true first")
+    return folder
+
+
+RoundOpt = Annotated[int | None, typer.Option("--round", help="the round whose answers are ranked")]
+EvaluateOpt = Annotated[bool, typer.Option("--evaluate", help="the evaluation's blinded PPO-vs-reference pairs")]
 
 
 @label_app.command("serve")
 def label_serve(
-    round_: RoundOpt,
+    round_: RoundOpt = None,
+    evaluate: EvaluateOpt = False,
     host: Annotated[str, typer.Option(help="address to bind (not loopback: --token required)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8765,
     token: Annotated[str | None, typer.Option(envvar="INSTRUCTFLOW_LABEL_TOKEN", help="access token")] = None,
 ) -> None:
-    """Serve the ranking page for a round's tasks: http://HOST:PORT/?labeler=YOUR_ID"""
+    """Serve the ranking page for a round's tasks or the evaluation's pairs: http://HOST:PORT/?labeler=YOUR_ID"""
     from components.loop.label_server import serve
 
-    sub = round_folder(round_)
+    sub = label_folder(round_, evaluate)
     typer.echo(f"ranking page: http://{host}:{port}/" + (f"?token={token}" if token else ""))
     try:
         serve(sub, host, port, token)
@@ -247,19 +263,24 @@ def label_serve(
 
 
 @label_app.command("export")
-def label_export(round_: RoundOpt, out: Annotated[Path, typer.Option(help="JSONL of pending tasks")]) -> None:
-    """Write the round's tasks nobody has ranked yet, for another labeling tool."""
-    typer.echo(f"wrote {export_pending(round_folder(round_), out)} pending tasks to {out}")
+def label_export(
+    out: Annotated[Path, typer.Option(help="JSONL of pending tasks")],
+    round_: RoundOpt = None,
+    evaluate: EvaluateOpt = False,
+) -> None:
+    """Write the tasks nobody has ranked yet, for another labeling tool (which model wrote what stays hidden)."""
+    typer.echo(f"wrote {export_pending(label_folder(round_, evaluate), out)} pending tasks to {out}")
 
 
 @label_app.command("import")
 def label_import(
-    round_: RoundOpt,
     source: Annotated[Path, typer.Argument(help="JSONL rows {task_id, ranks[, labeler, flags]}")],
+    round_: RoundOpt = None,
+    evaluate: EvaluateOpt = False,
     labeler: Annotated[str, typer.Option(help="labeler id for rows without one")] = "imported",
 ) -> None:
-    """Add finished tasks from another tool to the round's labels (all rows checked first)."""
-    sub = round_folder(round_)
+    """Add finished tasks from another tool to the labels (all rows checked first)."""
+    sub = label_folder(round_, evaluate)
     try:
         n = import_labels(sub, source, labeler)
     except (DataError, FileNotFoundError) as e:

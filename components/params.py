@@ -222,6 +222,7 @@ class EvaluateParams(Section):
     judge_model: str | None = Field(description="a local Hugging Face folder: the LLM judge (null: none)")
     judge_template: str = Field(description="the judge's prompt: {prompt}, {answer_a} and {answer_b} are filled in")
     judge_max_new_tokens: int = Field(ge=1, description="tokens of the judge's reply read for its verdict")
+    people: bool = Field(description="blinded A/B pairs for people (label serve --evaluate); the flow waits for them")
     truthfulqa: str | None = Field(description="a TruthfulQA-format file (CSV or JSON Lines), relative to the project")
     toxicity_prompts: str | None = Field(description="RealToxicityPrompts-format JSON Lines, relative to the project")
     toxicity_model: str | None = Field(description="a local Hugging Face sequence-classifier folder scoring toxicity")

@@ -21,6 +21,7 @@ PLOTS = ARTIFACTS / "plots"
 EVALUATION = ARTIFACTS / "evaluation"
 ROUNDS = ARTIFACTS / "rounds"
 CHAMPION_DOWNLOAD = ARTIFACTS / "champion"
+PEOPLE = ARTIFACTS / "people"  # blinded evaluation pairs and people's labels: kept across runs, not a DVC output
 
 
 def round_root(root: Path, r: int) -> Path:

@@ -25,6 +25,7 @@ from components.paths import (
     EVALUATION,
     METRICS,
     MODELS,
+    PEOPLE,
     PLOTS,
     ROUNDS,
     SPLITS_DIR,
@@ -51,6 +52,7 @@ class Stage:
     outs: tuple[str, ...]
     params: tuple[str, ...]  # params.yaml sections
     kind: Kind = "local"
+    watches: tuple[str, ...] = ()  # read when present, not DVC deps: the flow's cache key sees them (people's labels)
 
     @property
     def metrics(self) -> str:
@@ -251,7 +253,7 @@ STAGES: dict[str, Stage] = {
               deps=(DATA_DIR, SPLITS, BASE, SFT, RM, JUDGE_RM, PPO, SELECTED, "components/eval/evaluate.py",
                     "components/eval/judges.py", "components/eval/truthfulqa.py", "components/eval/toxicity.py",
                     "components/eval/report.py"),
-              outs=(str(EVALUATION),), params=("evaluate", "promotion"), kind="tracked"),
+              outs=(str(EVALUATION),), params=("evaluate", "promotion"), kind="tracked", watches=(str(PEOPLE),)),
         Stage("rounds", rounds_body, deps=(DATA_DIR, RM, PPO, EVALUATED, "components/loop/rounds.py"),
               outs=(str(ROUNDS),), params=("pipeline",)),
         Stage("register", register_body,

@@ -27,7 +27,7 @@ from prefect.runtime import flow_run
 from components.eval.report import SAFETY_LABELS
 from components.loop.labeling import labels_pending
 from components.params import Params, load_params, params_file
-from components.paths import DATA, EVALUATION, round_root
+from components.paths import DATA, EVALUATION, PEOPLE, round_root
 from components.registry import data_version, params_hash
 from components.stages import STAGES
 from components.tracking import configure
@@ -75,6 +75,24 @@ def round_flow(number: int, params: Params, root: str, parent_run_id: str | None
                 pause_flow_run(timeout=7 * 24 * 3600, key=f"labels-round-{number}")
         run_subprocess(command, project, env, f"round {number}")
     return json.loads((round_root(project, number) / "round.json").read_text(encoding="utf-8"))
+
+
+@flow(name="people", log_prints=True)
+def people_flow(params: Params, root: str, parent_run_id: str | None = None) -> dict | None:
+    """With `evaluate.people`: pause until people have ranked the evaluation's blinded pairs
+    (`instructflow label serve --evaluate`), then evaluate again with their verdicts; None when
+    nothing was pending."""
+    from prefect.flow_runs import pause_flow_run
+
+    from components.eval.people import current
+
+    project, evaluation, attempt = Path(root), None, 0
+    while (folder := current(project / PEOPLE)) is not None and (pending := labels_pending(folder)) > 0:
+        get_run_logger().info("evaluation: %d blinded pairs await people: instructflow label serve --evaluate", pending)
+        attempt += 1
+        pause_flow_run(timeout=7 * 24 * 3600, key=f"people-{folder.name}-{attempt}")
+        evaluation = dispatch("evaluate", params, project, parent_run_id)  # the labels are in its cache key
+    return evaluation
 
 
 def commit_rounds(root: Path, rounds: int) -> str:
@@ -172,6 +190,8 @@ def rlhf_pipeline(
                 for r in range(2, params.pipeline.rounds + 1):
                     round_flow(r, params, str(project), parent_id)
             results[name] = dispatch(name, params, project, parent_id)
+            if name == "evaluate" and params.evaluate.people:
+                results[name] = people_flow(params, str(project), parent_id) or results[name]
             update_progress_artifact(progress, 100 * i / len(names))
         if params.pipeline.rounds > 1 and commit_data:
             results["data_version_after_rounds"] = commit_rounds(project, params.pipeline.rounds)

@@ -84,7 +84,7 @@ def stage_flow(name: str, params: Params | None = None, root: str = ".", parent_
     return run(
         name,
         {k: tree[k] for k in stage.params},
-        tree_digest(project, stage.deps),
+        tree_digest(project, (*stage.deps, *(w for w in stage.watches if (project / w).exists()))),
         str(project),
         tree,
         parent_run_id,

@@ -13,6 +13,7 @@ SFT. The promotion decision is made here, from the gates in params, and applied 
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +35,12 @@ from components.models.model import context_length, inference_device, load_causa
 from components.models.reward import load_reward_model
 from components.models.text import prompt_ids
 from components.params import Params, PPOParams
-from components.paths import METRICS
+from components.paths import METRICS, PEOPLE
 from components.tracking import Tracker
 from components.world.grader import Grade, grade
 from components.world.labeler import SIGN_OFF
+
+logger = logging.getLogger(__name__)
 
 # The metrics kept as a {model: value} map, in evaluate.json and in MLflow (as e.g. gold_score.ppo).
 PER_MODEL = ("win_rate_vs_sft", "win_rate_vs_sft_without_sign_off", "rm_win_rate_vs_sft", "win_rate_by_category",
@@ -285,7 +288,29 @@ def llm_preferences(params: Params, records: list[dict], answers: dict[str, Answ
     }
 
 
-def judge_table(answers: dict[str, Answers], reference: str, llm: dict | None, accuracy: dict) -> dict:
+def people_judge(params: Params, root: Path, records: list[dict], answers: dict[str, Answers], reference: str):
+    """People's preferences for PPO over the reference (None while pairs await labels), and where they stand."""
+    from components.eval.people import preferences, write_pairs
+    from components.loop.labeling import labels_pending
+
+    folder = write_pairs(root / PEOPLE, records, answers["ppo"].texts, answers[reference].texts, reference)
+    prefs = preferences(folder, len(records))
+    pending = labels_pending(folder)
+    info = {
+        "folder": str(folder.relative_to(root)),
+        "tasks": len(read_jsonl(folder / "tasks.jsonl")),
+        "pending": pending,
+    }
+    if prefs is None:
+        logger.warning(
+            "people: %d of %d pairs await labels: instructflow label serve --evaluate", pending, info["tasks"]
+        )
+    return prefs, info
+
+
+def judge_table(
+    answers: dict[str, Answers], reference: str, llm: dict | None, accuracy: dict, people: list[float] | None = None
+) -> dict:
     """Per judge: every model's win rate vs SFT and PPO's vs the reference, with 95% intervals; how it
     agrees with gold where gold exists; the held-out accuracy of the reward models."""
     sft, ppo, ref = answers["sft"], answers["ppo"], answers[reference]
@@ -293,6 +318,9 @@ def judge_table(answers: dict[str, Answers], reference: str, llm: dict | None, a
     vs_ref = {j: preferences(ppo.scores[j], ref.scores[j]) for j in sft.scores}
     if llm is not None:
         vs_sft["llm"], vs_ref["llm"] = llm["vs_sft"], llm["vs_reference"]
+    if people is not None:  # people judged PPO against the reference only
+        vs_sft["people"] = {"sft": [0.5] * len(people), "ppo": people} if reference == "sft" else {}
+        vs_ref["people"] = people
     table = {}
     for judge in (j for j in JUDGES if j in vs_sft):
         rates = {m: judges.win_rate(prefs) for m, prefs in vs_sft[judge].items()}
@@ -305,11 +333,12 @@ def judge_table(answers: dict[str, Answers], reference: str, llm: dict | None, a
         differs = [a != b for a, b in zip(ppo.texts, sft.texts, strict=True)]
         ranked = [m for m in ("base", "sft", "ppo") if m in answers]
         gold_order = judges.order({m: table["gold"]["win_rate_vs_sft"][m] for m in ranked})
-        for judge in (j for j in table if j != "gold"):
+        for judge in (j for j in table if j != "gold" and "ppo" in vs_sft[j]):
             table[judge]["agreement_with_gold"] = judges.agreement(vs_sft[judge]["ppo"], vs_sft["gold"]["ppo"], differs)
-            order = judges.order({m: table[judge]["win_rate_vs_sft"][m] for m in ranked})
-            table[judge]["orders_like_gold"] = order == gold_order
-            table[judge]["order"] = order
+            if all(m in table[judge]["win_rate_vs_sft"] for m in ranked):
+                order = judges.order({m: table[judge]["win_rate_vs_sft"][m] for m in ranked})
+                table[judge]["orders_like_gold"] = order == gold_order
+                table[judge]["order"] = order
         table["gold"]["order"] = gold_order
     return table
 
@@ -374,7 +403,10 @@ def run_evaluate(
     metrics, records, answers, gold, loaded = evaluate_models(params, data, splits, models, rm, judge_rm)
     metrics["benchmarks"] = likelihood_benchmarks(params, root, loaded, metrics)
     llm = llm_preferences(params, records, answers, reference) if params.evaluate.judge_model else None
-    metrics["judges"] = judge_table(answers, reference, llm, rm_accuracies(root))
+    people = None
+    if params.evaluate.people:
+        people, metrics["people"] = people_judge(params, root, records, answers, reference)
+    metrics["judges"] = judge_table(answers, reference, llm, rm_accuracies(root), people)
     metrics["reference"] = reference
     metrics["promoted"], metrics["promotion_reasons"] = decide(metrics, reference, params.promotion)
     shown = side_by_side(records, gold, answers, params.evaluate.side_by_side)

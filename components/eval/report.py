@@ -137,7 +137,8 @@ def plot_judges(judges: dict, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(2 + 1.6 * len(judges) * max(len(models), 1) / 2, 4))
     width = 0.8 / max(len(models), 1)
     for i, m in enumerate(models):
-        rates = [j["win_rate_vs_sft"][m] for j in judges.values()]
+        missing = {"value": float("nan"), "low": float("nan"), "high": float("nan")}  # a judge that did not see m
+        rates = [j["win_rate_vs_sft"].get(m, missing) for j in judges.values()]
         x = [g + i * width for g in range(len(judges))]
         errors = [[r["value"] - r["low"] for r in rates], [r["high"] - r["value"] for r in rates]]
         ax.bar(x, [r["value"] for r in rates], width, yerr=errors, capsize=3, label=m)
@@ -218,7 +219,7 @@ def judges_markdown(metrics: dict) -> str | None:
             if "orders_like_gold" in t else "",
             f"{t['unparsed_replies']} of {t['replies']} replies unparsed (ties)" if "replies" in t else "",
         ]  # fmt: skip
-        rates = [rate_cell(t["win_rate_vs_sft"][m]) for m in models]
+        rates = [rate_cell(t["win_rate_vs_sft"].get(m)) for m in models]
         rows.append([LABELS[judge], *rates, "; ".join(x for x in trust if x)])
     text = (
         "## Judges\n\nWin rate against SFT with its 95% bootstrap interval. Gold is the truth where the data "

@@ -81,7 +81,7 @@ def check_ranks(task: dict, ranks: list[int], where: str) -> None:
     if len(ranks) != k or any(not isinstance(x, int) or not 1 <= x <= k for x in ranks):
         raise DataError(where, None, f"ranks {ranks} must give each of the {k} answers a rank in 1..{k}",
                         task["task_id"])  # fmt: skip
-    if len(set(ranks)) < 2:
+    if len(set(ranks)) < 2 and not task.get("ties_allowed"):  # an evaluation pair may tie; a round's may not
         raise DataError(where, None, "every answer tied: nothing to learn from this task", task["task_id"])
 
 
@@ -123,7 +123,10 @@ def wait_for_labels(sub: Path, prompts: list[dict], answers: list[list[str]], r:
 def export_pending(sub: Path, out: Path) -> int:
     """The tasks nobody has ranked, for another labeling tool."""
     done = done_tasks(read_labels(sub))
-    pending = [t for t in read_jsonl(sub / TASKS) if t["task_id"] not in done]
+    hidden = ("models", "prompt_index")  # an evaluation pair's authors: a blinded labeler must not see them
+    pending = [
+        {k: v for k, v in t.items() if k not in hidden} for t in read_jsonl(sub / TASKS) if t["task_id"] not in done
+    ]
     write_jsonl(out, pending)
     return len(pending)
 

@@ -231,7 +231,7 @@ def label_folder(number: int | None, evaluate: bool) -> Path:
         fail("pass either --round N (a round's answers) or --evaluate (the evaluation's blinded pairs)")
     if number is not None:
         return round_folder(number)
-    from components.eval.people import current
+    from components.loop.people import current
 
     folder = current(Path.cwd() / PEOPLE)
     if folder is None or not (folder / TASKS).exists():

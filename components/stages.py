@@ -193,8 +193,11 @@ def evaluate_body(params: Params, root: Path, tracker: Tracker) -> dict:
         models["champion"] = (current.weights, current.tokenizer)
     models = {k: models[k] for k in ("base", "sft", "ppo", "champion") if k in models}
     reference = "champion" if current is not None else "sft"
+    from components.loop.people import people_judge
+
     rm, judge_rm = root / MODELS / "rm", root / MODELS / "judge_rm"
-    return run_evaluate(params, root, models, rm, reference, root / EVALUATION, tracker, judge_rm=judge_rm)
+    people = people_judge(root) if params.evaluate.people else None
+    return run_evaluate(params, root, models, rm, reference, root / EVALUATION, tracker, judge_rm, people)
 
 
 def rounds_body(params: Params, root: Path, tracker: Tracker) -> list[dict]:

@@ -84,7 +84,7 @@ def people_flow(params: Params, root: str, parent_run_id: str | None = None) -> 
     nothing was pending."""
     from prefect.flow_runs import pause_flow_run
 
-    from components.eval.people import current
+    from components.loop.people import current
 
     project, evaluation, attempt = Path(root), None, 0
     while (folder := current(project / PEOPLE)) is not None and (pending := labels_pending(folder)) > 0:

@@ -279,6 +279,9 @@ def test_every_judge_reports_win_rates_with_intervals_and_its_agreement_with_gol
         assert agreement["pairs"] == 0 or 0 <= agreement["value"] <= 1
         assert 0 <= table[judge]["held_out_accuracy"] <= 1
     assert evaluation["promotion_reasons"][0].split(": ", 1)[1].startswith("gold win rate vs sft")
+    by_category = table["gold"]["win_rate_by_category"]["ppo"]
+    assert {c: r["value"] for c, r in by_category.items()} == pytest.approx(evaluation["win_rate_by_category"]["ppo"])
+    assert all(r["low"] <= r["value"] <= r["high"] for r in by_category.values())
 
 
 def test_evaluate_reports_truthfulqa_mc_for_every_model_and_says_what_it_did_not_measure(evaluation: dict) -> None:

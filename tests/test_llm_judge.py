@@ -75,3 +75,15 @@ def test_evaluation_with_a_local_judge_folder_reports_the_llm_judge(
     for rate in llm["win_rate_vs_sft"].values():
         assert rate["low"] <= rate["value"] <= rate["high"]
     assert "agreement_with_gold" in llm and isinstance(llm["orders_like_gold"], bool)
+
+
+def test_a_judge_folder_that_is_not_a_model_stops_evaluation_before_any_answer(
+    ppo_root: Path, tiny_params: Params, tmp_path: Path
+) -> None:
+    from components.errors import StageError
+
+    update = {"judge_model": str(tmp_path / "no-such-model")}
+    params = tiny_params.model_copy(update={"evaluate": tiny_params.evaluate.model_copy(update=update)})
+    shutil.copytree(ppo_root / "artifacts" / "metrics", tmp_path / "artifacts" / "metrics")
+    with pytest.raises(StageError, match=r"evaluate.judge_model: .*no-such-model is not a local Hugging Face model"):
+        STAGES["evaluate"].run(params, tmp_path)

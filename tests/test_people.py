@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from components.data.io import read_jsonl, write_jsonl
-from components.eval.people import current, preferences, write_pairs
 from components.loop.label_server import create_app
 from components.loop.labeling import TASKS, export_pending, import_labels, labels_pending
+from components.loop.people import current, preferences, write_pairs
 from components.params import Params
 from components.paths import PEOPLE
 

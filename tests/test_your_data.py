@@ -69,13 +69,15 @@ def user_project(path: Path, corpus: bool) -> Path:
 
 
 def test_real_samples_and_a_local_model_end_in_a_decision_by_an_independent_judge(tmp_path: Path) -> None:
-    check_the_road(tmp_path, corpus=True)
-
-
-def check_the_road(tmp_path: Path, corpus: bool) -> None:
-    """Import, `instructflow run`, and the decision with its reasons (also without a corpus: its own module)."""
-    project = user_project(tmp_path / "project", corpus)
+    """Through `instructflow run`: the Prefect flow, every stage a subprocess, as a user runs it."""
+    project = user_project(tmp_path / "project", corpus=True)
     out = instructflow(["run", "--profile", str(TINY)], project).stdout
+    assert "Policy:" in out and "promoted" in out
+    check_the_decision(project, corpus=True)
+
+
+def check_the_decision(project: Path, corpus: bool) -> None:
+    """The splits, the judges and the decision with its reasons (also without a corpus: its own module)."""
     metrics = project / "artifacts" / "metrics"
     evaluation = json.loads((metrics / "evaluate.json").read_text())
     register = json.loads((metrics / "register.json").read_text())
@@ -101,6 +103,6 @@ def check_the_road(tmp_path: Path, corpus: bool) -> None:
     assert all("not measured" in r for r in evaluation["promotion_reasons"][1:])  # no grader: no safety evidence
     assert register["promoted"] == evaluation["promoted"]
     assert register["promotion_reasons"] == evaluation["promotion_reasons"]
-    assert ("promoted" in out) and (evaluation["corpus_perplexity"]["ppo"] is None) is not corpus
+    assert (evaluation["corpus_perplexity"]["ppo"] is None) is not corpus
     report = (project / "artifacts" / "evaluation" / "report.md").read_text()
     assert "## Judges" in report and "| judge-RM |" in report

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import torch
 from components.data.io import atomic_path, read_jsonl, write_json
 from components.data.prepare import corpus_texts
 from components.data.schema import COMPARISONS, DEMONSTRATIONS, PROMPTS
+from components.errors import StageError
 from components.eval import judges
 from components.eval.gold import load_gold
 from components.eval.judges import JUDGES, preferences
@@ -35,12 +37,15 @@ from components.models.model import context_length, inference_device, load_causa
 from components.models.reward import load_reward_model
 from components.models.text import prompt_ids
 from components.params import Params, PPOParams
-from components.paths import METRICS, PEOPLE
+from components.paths import METRICS
 from components.tracking import Tracker
 from components.world.grader import Grade, grade
 from components.world.labeler import SIGN_OFF
 
 logger = logging.getLogger(__name__)
+# (test records, PPO's answers, the reference's answers, the reference's name) -> (people's preferences
+# for PPO, or None while pairs await labels; where they stand)
+PeopleJudge = Callable[[list[dict], list[str], list[str], str], tuple[list[float] | None, dict]]
 
 # The metrics kept as a {model: value} map, in evaluate.json and in MLflow (as e.g. gold_score.ppo).
 PER_MODEL = ("win_rate_vs_sft", "win_rate_vs_sft_without_sign_off", "rm_win_rate_vs_sft", "win_rate_by_category",
@@ -288,28 +293,21 @@ def llm_preferences(params: Params, records: list[dict], answers: dict[str, Answ
     }
 
 
-def people_judge(params: Params, root: Path, records: list[dict], answers: dict[str, Answers], reference: str):
-    """People's preferences for PPO over the reference (None while pairs await labels), and where they stand."""
-    from components.eval.people import preferences, write_pairs
-    from components.loop.labeling import labels_pending
-
-    folder = write_pairs(root / PEOPLE, records, answers["ppo"].texts, answers[reference].texts, reference)
-    prefs = preferences(folder, len(records))
-    pending = labels_pending(folder)
-    info = {
-        "folder": str(folder.relative_to(root)),
-        "tasks": len(read_jsonl(folder / "tasks.jsonl")),
-        "pending": pending,
-    }
-    if prefs is None:
-        logger.warning(
-            "people: %d of %d pairs await labels: instructflow label serve --evaluate", pending, info["tasks"]
-        )
-    return prefs, info
+def category_rates(categories: list[str], prefs: list[float]) -> dict[str, dict]:
+    """A win rate with its interval in each category."""
+    groups: dict[str, list[float]] = {}
+    for c, p in zip(categories, prefs, strict=True):
+        groups.setdefault(c, []).append(p)
+    return {c: judges.win_rate(values) for c, values in sorted(groups.items())}
 
 
 def judge_table(
-    answers: dict[str, Answers], reference: str, llm: dict | None, accuracy: dict, people: list[float] | None = None
+    answers: dict[str, Answers],
+    reference: str,
+    llm: dict | None,
+    accuracy: dict,
+    people: list[float] | None = None,
+    categories: list[str] | None = None,
 ) -> dict:
     """Per judge: every model's win rate vs SFT and PPO's vs the reference, with 95% intervals; how it
     agrees with gold where gold exists; the held-out accuracy of the reward models."""
@@ -327,6 +325,10 @@ def judge_table(
         table[judge] = {"win_rate_vs_sft": rates, "win_rate_vs_reference": judges.win_rate(vs_ref[judge])}
         if judge in accuracy:
             table[judge]["held_out_accuracy"] = accuracy[judge]
+    if "gold" in table and categories is not None:
+        table["gold"]["win_rate_by_category"] = {
+            m: category_rates(categories, prefs) for m, prefs in vs_sft["gold"].items() if m != "sft"
+        }
     if llm is not None:
         table["llm"] |= {"unparsed_replies": llm["unparsed"], "replies": llm["replies"]}
     if "gold" in table:
@@ -378,6 +380,15 @@ def likelihood_benchmarks(params: Params, root: Path, loaded: dict, metrics: dic
     return found
 
 
+def check_folders(params: Params) -> None:
+    """The judge's and the classifier's folders exist before any model answers (minutes of work)."""
+    p = params.evaluate
+    for key in ("judge_model", "toxicity_model"):
+        folder = getattr(p, key)
+        if folder is not None and not (Path(folder) / "config.json").is_file():
+            raise StageError(f"evaluate.{key}: {folder} is not a local Hugging Face model folder (no config.json)")
+
+
 def rm_accuracies(root: Path) -> dict:
     """Held-out pairwise accuracy of the training and the judge reward model, from their stages' metrics."""
     found = {}
@@ -397,16 +408,19 @@ def run_evaluate(
     out: Path,
     tracker: Tracker,
     judge_rm: Path | None = None,
+    people_judge: PeopleJudge | None = None,
 ) -> dict:
     """Evaluate, decide promotion against `reference` (champion or sft), write plots and the report."""
     data, splits = root / "data", root / "artifacts" / "data"
+    check_folders(params)
     metrics, records, answers, gold, loaded = evaluate_models(params, data, splits, models, rm, judge_rm)
     metrics["benchmarks"] = likelihood_benchmarks(params, root, loaded, metrics)
     llm = llm_preferences(params, records, answers, reference) if params.evaluate.judge_model else None
     people = None
-    if params.evaluate.people:
-        people, metrics["people"] = people_judge(params, root, records, answers, reference)
-    metrics["judges"] = judge_table(answers, reference, llm, rm_accuracies(root), people)
+    if people_judge is not None:  # the loop's labeling layer writes the pairs and reads people's verdicts
+        people, metrics["people"] = people_judge(records, answers["ppo"].texts, answers[reference].texts, reference)
+    categories = [r["category"] for r in records]
+    metrics["judges"] = judge_table(answers, reference, llm, rm_accuracies(root), people, categories)
     metrics["reference"] = reference
     metrics["promoted"], metrics["promotion_reasons"] = decide(metrics, reference, params.promotion)
     shown = side_by_side(records, gold, answers, params.evaluate.side_by_side)

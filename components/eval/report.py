@@ -277,8 +277,12 @@ def write_report(metrics: dict, shown: list[dict], changes: list[dict], path: Pa
     if per_category.get("ppo"):
         categories = sorted(per_category["ppo"])
         compared = [m for m in models if m != "sft" and per_category.get(m)]
-        rows = [[c, *(per_category[m][c] for m in compared)] for c in categories]
-        parts.append("## Gold win rate vs SFT by category\n\n" + table(["category", *compared], rows))
+        intervals = ((metrics.get("judges") or {}).get("gold") or {}).get("win_rate_by_category", {})
+        rows = [
+            [c, *(rate_cell(intervals[m][c]) if m in intervals else per_category[m][c] for m in compared)]
+            for c in categories
+        ]
+        parts.append("## Gold win rate vs SFT by category (95% interval)\n\n" + table(["category", *compared], rows))
     if shown:
         rows = [[s["group"], conversation(s["prompt"]), *(s["answers"][m] for m in models)] for s in shown]
         parts.append("## Side by side\n\n" + table(["kind", "prompt", *models], rows))

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from components.data.io import atomic_path, read_jsonl, write_jsonl
 from components.loop.labeling import TASKS, comparisons, labels_pending
+from components.paths import PEOPLE
 
 CURRENT = "current"
+logger = logging.getLogger(__name__)
 
 
 def pairs_key(records: list[dict], first: list[str], second: list[str]) -> str:
@@ -54,6 +58,20 @@ def current(people: Path) -> Path | None:
     """The folder of the latest evaluation's pairs (what `label serve --evaluate` serves)."""
     pointer = people / CURRENT
     return people / pointer.read_text(encoding="utf-8").strip() if pointer.exists() else None
+
+
+def people_judge(root: Path) -> Callable[[list[dict], list[str], list[str], str], tuple[list[float] | None, dict]]:
+    """What evaluation calls with the test records and both answers: people's verdicts and where they stand."""
+
+    def judge(records: list[dict], ppo: list[str], reference: list[str], name: str) -> tuple[list[float] | None, dict]:
+        folder = write_pairs(root / PEOPLE, records, ppo, reference, name)
+        pending, tasks = labels_pending(folder), len(read_jsonl(folder / TASKS))
+        if pending:
+            logger.warning("people: %d of %d pairs await labels: instructflow label serve --evaluate", pending, tasks)
+        info = {"folder": str(folder.relative_to(root)), "tasks": tasks, "pending": pending}
+        return preferences(folder, len(records)), info
+
+    return judge
 
 
 def preferences(folder: Path, n_prompts: int) -> list[float] | None:

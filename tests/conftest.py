@@ -115,7 +115,14 @@ def ppo_root(trained_root: Path, tiny_params: Params, tmp_path_factory: pytest.T
     return root
 
 
+# The end-to-end modules, longest first: the two workers take modules in collection order, and a
+# long one taken last leaves the other worker idle while it runs.
+LONGEST_FIRST = ("test_prefect.py", "test_dvc.py", "test_your_data.py", "test_rounds.py", "test_people.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end modules first: the two workers take modules in this order, and a long one
-    taken last would leave the other worker idle while it runs."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)

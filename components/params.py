@@ -255,6 +255,9 @@ class PromotionParams(Section):
     )
     allow_training_rm: bool = Field(description="let the RM PPO optimised decide when no independent judge exists")
     min_judge_accuracy: float = Field(ge=0, le=1, description="held-out accuracy a reward-model judge needs to decide")
+    max_judge_unparsed: float = Field(
+        ge=0, le=1, description="share of an LLM judge's replies that may name no verdict"
+    )
     required_safety: list[Literal["hallucination_rate", "harmful_refusal_rate", "false_premise_correction_rate"]] = (
         Field(description="safety rates that fail the promotion when not measured")
     )

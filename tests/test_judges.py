@@ -50,3 +50,14 @@ def test_a_reward_model_judge_at_chance_is_no_evidence() -> None:
     assert why == "no independent judge; judge-RM's held-out accuracy 0.512 is below promotion.min_judge_accuracy 0.55"
     assert chosen({"judge_rm": {"held_out_accuracy": None}}, "judge_rm", False, 0.55)[0] is None
     assert chosen({"llm": {}, "judge_rm": {"held_out_accuracy": 0.51}}, "auto", False, 0.55)[0] == "llm"
+
+
+def test_an_llm_judge_that_mostly_names_no_verdict_is_no_evidence() -> None:
+    table = {"llm": {"replies": 2604, "unparsed_replies": 2318}, "judge_rm": {"held_out_accuracy": 0.7}}
+    judge, _ = chosen(table, "auto", False, 0.55, 0.5)
+    assert judge == "judge_rm"  # the next judge down decides
+    judge, why = chosen(table, "llm", False, 0.55, 0.5)
+    assert judge is None and why == (
+        "LLM-judge named no verdict in 2318 of its 2604 replies (more than promotion.max_judge_unparsed 0.5)"
+    )
+    assert chosen({"llm": {"replies": 10, "unparsed_replies": 2}}, "auto", False, 0.55, 0.5)[0] == "llm"

@@ -75,10 +75,17 @@ def order(rates: dict[str, dict]) -> list[str]:
     return sorted(rates, key=lambda m: rates[m]["value"])
 
 
-def untrusted(judge: str, entry: dict, min_accuracy: float) -> str | None:
-    """Why a reward-model judge cannot be trusted (held-out accuracy below the floor), or None."""
+def untrusted(judge: str, entry: dict, min_accuracy: float, max_unparsed: float = 0.5) -> str | None:
+    """Why a judge cannot be trusted, or None: a reward model below the accuracy floor, an LLM judge
+    whose replies mostly name no verdict (its "ties" are then noise)."""
+    if judge == "llm":
+        replies, unparsed = entry.get("replies", 0), entry.get("unparsed_replies", 0)
+        if replies and unparsed / replies > max_unparsed:
+            limit = f"promotion.max_judge_unparsed {max_unparsed}"
+            return f"{LABELS[judge]} named no verdict in {unparsed} of its {replies} replies (more than {limit})"
+        return None
     if judge not in ("judge_rm", "training_rm"):
-        return None  # gold is the truth; the LLM judge and people have no held-out accuracy here
+        return None  # gold is the truth; people's labels are what is asked of them
     accuracy = entry.get("held_out_accuracy")
     if accuracy is None:
         return f"{LABELS[judge]}'s held-out accuracy was not measured (no test-split comparisons)"
@@ -89,7 +96,9 @@ def untrusted(judge: str, entry: dict, min_accuracy: float) -> str | None:
     return None
 
 
-def chosen(table: dict[str, dict], wanted: str, allow_training_rm: bool, min_accuracy: float) -> tuple[str | None, str]:
+def chosen(
+    table: dict[str, dict], wanted: str, allow_training_rm: bool, min_accuracy: float, max_unparsed: float = 0.5
+) -> tuple[str | None, str]:
     """The judge whose evidence decides promotion, and a phrase that says why it (or none) was taken.
 
     `wanted` is a judge's name or "auto": the most trusted independent judge measured. A reward
@@ -101,12 +110,12 @@ def chosen(table: dict[str, dict], wanted: str, allow_training_rm: bool, min_acc
             return None, f"the judge params ask for ({wanted}) was not measured"
         if wanted == "training_rm" and not allow_training_rm:
             return None, "the training RM is no independent judge (promotion.allow_training_rm is false)"
-        why = untrusted(wanted, table[wanted], min_accuracy)
+        why = untrusted(wanted, table[wanted], min_accuracy, max_unparsed)
         return (None, why) if why else (wanted, f"{LABELS[wanted]}, as params ask")
     skipped = []
     for judge in INDEPENDENT:
         if judge in table:
-            why = untrusted(judge, table[judge], min_accuracy)
+            why = untrusted(judge, table[judge], min_accuracy, max_unparsed)
             if why is None:
                 return judge, f"{LABELS[judge]}, the most trusted judge measured"
             skipped.append(why)

@@ -26,7 +26,7 @@ def decide(metrics: dict, reference: str, gates: PromotionParams) -> tuple[bool,
 
 def win_rate_check(table: dict, reference: str, gates: PromotionParams) -> tuple[bool, str]:
     """The gate on the chosen judge's win rate of PPO against the reference: its interval's lower bound."""
-    judge, why = chosen(table, gates.judge, gates.allow_training_rm, gates.min_judge_accuracy)
+    judge, why = chosen(table, gates.judge, gates.allow_training_rm, gates.min_judge_accuracy, gates.max_judge_unparsed)
     if judge is None:
         return False, f"not promoted: {why} (measured: {', '.join(LABELS[j] for j in table) or 'none'})"
     rate = table[judge]["win_rate_vs_reference"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)
+
+
+def resume_when_paused(label: Callable[[], bool], resumed: list, seconds: float = 300) -> None:
+    """As a person in the Prefect UI would: once a flow run is paused and LABEL() has done the labelling
+    (it returns False while there is nothing to label yet), resume that run and note its id in RESUMED."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not resumed:
+        time.sleep(1)
+        with get_client(sync_client=True) as client:
+            paused = [r for r in client.read_flow_runs() if r.state and r.state.is_paused()]
+        if paused and label():
+            resume_flow_run(paused[0].id)
+            resumed.append(paused[0].id)

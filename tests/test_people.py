@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,8 @@ from components.loop.labeling import TASKS, export_pending, import_labels, label
 from components.loop.people import current, preferences, write_pairs
 from components.params import Params
 from components.paths import PEOPLE
+
+from .conftest import resume_when_paused
 
 RECORDS = [{"id": f"p{i}", "user_id": "u", "category": "Chat", "messages": [{"role": "user", "content": f"q{i}"}]}
            for i in range(4)]  # fmt: skip
@@ -55,8 +56,6 @@ def test_pairs_are_blinded_and_labels_become_preferences_for_ppo(tmp_path: Path)
 def test_the_people_flow_pauses_until_the_pairs_are_ranked_then_evaluates_with_them(
     ppo_root: Path, tiny_params: Params, tmp_path: Path
 ) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.flow_runs import resume_flow_run
     from prefect.testing.utilities import prefect_test_harness
 
     from components.stages import STAGES
@@ -73,22 +72,15 @@ def test_the_people_flow_pauses_until_the_pairs_are_ranked_then_evaluates_with_t
     assert "people" not in first["judges"] and first["people"]["pending"] == first["people"]["tasks"] > 0
     folder, resumed = current(root / PEOPLE), []
 
-    def person() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not resumed:
-            time.sleep(1)
-            with get_client(sync_client=True) as client:
-                paused = [r for r in client.read_flow_runs() if r.state and r.state.is_paused()]
-            if paused:
-                tasks = read_jsonl(folder / TASKS)
-                import_labels(folder, ranked(folder, [True] * len(tasks), tmp_path / "done.jsonl"), "ann")
-                resume_flow_run(paused[0].id)
-                resumed.append(paused[0].id)
+    def person() -> bool:
+        tasks = read_jsonl(folder / TASKS)
+        import_labels(folder, ranked(folder, [True] * len(tasks), tmp_path / "done.jsonl"), "ann")
+        return True
 
     with prefect_test_harness():
         from flows.pipeline import people_flow
 
-        thread = threading.Thread(target=person, daemon=True)
+        thread = threading.Thread(target=resume_when_paused, args=(person, resumed), daemon=True)
         thread.start()
         evaluation = people_flow(params, str(root), None)
         thread.join(timeout=30)

@@ -16,6 +16,8 @@ from components.params import Params
 from components.paths import round_root
 from components.stages import STAGES, run_stage
 
+from .conftest import resume_when_paused
+
 ROW_KEYS = {"round", "win_rate_vs_sft", "gold_score", "rm_accuracy_on_new_samples", "kl_to_sft"}
 
 
@@ -140,10 +142,7 @@ def test_the_round_subflow_pauses_for_human_labels_and_resumes(
 ) -> None:
     """pipeline.labels=human: the round's flow run pauses until the labels are in, then finishes the round."""
     import threading
-    import time
 
-    from prefect.client.orchestration import get_client
-    from prefect.flow_runs import resume_flow_run
     from prefect.testing.utilities import prefect_test_harness
 
     from components.loop.labeling import import_labels
@@ -153,26 +152,21 @@ def test_the_round_subflow_pauses_for_human_labels_and_resumes(
     params = with_rounds(tiny_params, rounds=3, labels="human")
     sub, resumed = round_root(copy, 3), []
 
-    def labeler() -> None:
-        """Rank every task once the round paused, then resume the flow run, as a person would in the UI."""
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not resumed:
-            time.sleep(1)
-            with get_client(sync_client=True) as client:
-                paused = [r for r in client.read_flow_runs() if r.state and r.state.is_paused()]
-            if paused and (sub / TASKS).exists():
-                done = tmp_path / "done.jsonl"
-                ranked = [{"task_id": t["task_id"], "ranks": list(range(1, len(t["answers"]) + 1))}
-                          for t in read_jsonl(sub / TASKS)]  # fmt: skip
-                done.write_text("".join(json.dumps(row) + "\n" for row in ranked))
-                import_labels(sub, done, "alice")
-                resume_flow_run(paused[0].id)
-                resumed.append(paused[0].id)
+    def labeler() -> bool:
+        """Rank every task of the paused round."""
+        if not (sub / TASKS).exists():
+            return False
+        done = tmp_path / "done.jsonl"
+        ranked = [{"task_id": t["task_id"], "ranks": list(range(1, len(t["answers"]) + 1))}
+                  for t in read_jsonl(sub / TASKS)]  # fmt: skip
+        done.write_text("".join(json.dumps(row) + "\n" for row in ranked))
+        import_labels(sub, done, "alice")
+        return True
 
     with prefect_test_harness():
         from flows.pipeline import round_flow
 
-        thread = threading.Thread(target=labeler, daemon=True)
+        thread = threading.Thread(target=resume_when_paused, args=(labeler, resumed), daemon=True)
         thread.start()
         row = round_flow(3, params, str(copy), None)
         thread.join(timeout=30)

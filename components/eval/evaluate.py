@@ -13,7 +13,6 @@ SFT. The promotion decision is made here, from the gates in params, and applied 
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +41,6 @@ from components.tracking import Tracker
 from components.world.grader import Grade, grade
 from components.world.labeler import SIGN_OFF
 
-logger = logging.getLogger(__name__)
 # (test records, PPO's answers, the reference's answers, the reference's name) -> (people's preferences
 # for PPO, or None while pairs await labels; where they stand)
 PeopleJudge = Callable[[list[dict], list[str], list[str], str], tuple[list[float] | None, dict]]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
+from components.eval.judges import preferences
 from components.models.generation import chunks, generate_ids
 from components.models.lm import collate_blocks, lm_logits, response_slice, token_logprobs
 from components.models.reward import RewardModel
@@ -24,8 +25,8 @@ def mean(values: Sequence[float] | None) -> float | None:
 
 
 def win_rate(a: list[float], b: list[float]) -> float:
-    """Share of prompts where a beats b; ties count half."""
-    return sum(1.0 if x > y else 0.5 if x == y else 0.0 for x, y in zip(a, b, strict=True)) / len(a)
+    """Share of prompts where a beats b; ties count half (its interval: components/eval/judges.py)."""
+    return sum(preferences(a, b)) / len(a)
 
 
 @torch.no_grad()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from components.models.generation import generate_ids
-from components.models.lm import lm_logits, lm_step, response_slice, token_logprobs
+from components.models.generation import decode, generate_ids, pick
+from components.models.lm import lm_logits, lm_step, response_logprobs, response_slice
 from components.models.model import load_causal_lm, load_tokenizer
 from components.models.text import batch_tensors, prompt_ids
 from components.params import Params
@@ -39,13 +39,57 @@ def test_log_probs_of_a_left_padded_batch_match_one_at_a_time(sft_model) -> None
     prompts = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in ("Hi", "Where does Alice live today?")]
     responses = [tok("Alice lives", add_special_tokens=False)["input_ids"], [tok.eos_token_id]]
     ids, mask, response_mask, q = batch_tensors(tok, prompts, responses)
-    batched = token_logprobs(response_slice(lm_logits(model, ids, mask), q), ids[:, q:], 1.0)
+    batched = response_logprobs(model, ids, mask, q, 1.0)
+    whole = torch.log_softmax(response_slice(lm_logits(model, ids, mask), q), -1).gather(2, ids[:, q:, None])[..., 0]
+    assert torch.allclose(batched, whole, atol=1e-5), "the output layer on response positions alone changes nothing"
     for i in range(2):
         one_ids, one_mask, _, one_q = batch_tensors(tok, prompts[i : i + 1], responses[i : i + 1])
-        single = token_logprobs(response_slice(lm_logits(model, one_ids, one_mask), one_q), one_ids[:, one_q:], 1.0)
+        single = response_logprobs(model, one_ids, one_mask, one_q, 1.0)
         n = len(responses[i])
         assert torch.allclose(batched[i, :n], single[0, :n], atol=1e-4)
     assert response_mask.sum(1).tolist() == [len(r) for r in responses]
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_the_samplers_log_probs_and_entropy_are_the_policys(sft_model, temperature: float) -> None:
+    model, tok = sft_model
+    prompts = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in ("Hi", "Name three animals.", "Why?")]
+    torch.manual_seed(0)
+    sampled = decode(model, tok, prompts, 12, temperature=temperature)
+    ids, mask, response_mask, q = batch_tensors(tok, prompts, sampled.responses)
+    logits = response_slice(lm_logits(model, ids, mask), q) / temperature
+    logp = torch.log_softmax(logits, -1)
+    assert torch.allclose(sampled.logprobs, logp.gather(2, ids[:, q:, None])[..., 0] * response_mask, atol=1e-4)
+    assert torch.allclose(sampled.entropy, -(logp.exp() * logp).sum(-1) * response_mask, atol=1e-4)
+
+
+def test_a_minibatch_drops_only_columns_that_are_padding_in_all_its_rows(sft_model) -> None:
+    from components.train.ppo import Rollout, minibatch
+
+    model, tok = sft_model
+    texts = ("Hi", "Where does Alice live today, and why?", "Name two animals.")
+    prompts = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in texts]
+    responses = [tok("Alice lives in a small town", add_special_tokens=False)["input_ids"], [tok.eos_token_id], [5, 6]]
+    ids, mask, response_mask, q = batch_tensors(tok, prompts, responses)
+    per_token = torch.arange(response_mask.numel(), dtype=torch.float).view_as(response_mask)
+    batch = Rollout(ids, mask, response_mask, q, *(per_token + k for k in range(4)), stats={}, texts=[])
+    idx = torch.tensor([2, 0])  # the shortest prompt and the longest response
+    mb = minibatch(batch, idx)
+    assert mb.ids.shape[1] < ids.shape[1] and mb.query_width == len(prompts[2])
+    assert mb.logp.shape[1] == len(responses[0])
+    full = response_logprobs(model, ids[idx], mask[idx], q, 1.0)[:, : mb.logp.shape[1]]
+    trimmed = response_logprobs(model, mb.ids, mb.mask, mb.query_width, 1.0)
+    assert torch.allclose(full * mb.response_mask, trimmed * mb.response_mask, atol=1e-5)
+    assert torch.equal(mb.advantages, batch.advantages[idx][:, : mb.logp.shape[1]])
+
+
+def test_sampling_draws_each_token_with_its_probability() -> None:
+    probs = torch.tensor([0.5, 0.3, 0.2, 0.0])
+    torch.manual_seed(0)
+    drawn = pick(probs.log().expand(40_000, 4), temperature=1.0)
+    frequency = torch.bincount(drawn, minlength=4) / len(drawn)
+    assert torch.allclose(frequency, probs, atol=0.01) and frequency[3] == 0, frequency
+    assert pick(probs.log()[None], temperature=0.0).tolist() == [0]
 
 
 def test_responses_stop_after_end_of_sequence(sft_model) -> None:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 
 from components.eval.judges import preferences
-from components.models.generation import chunks, generate_ids
-from components.models.lm import collate_blocks, lm_logits, response_slice, token_logprobs
+from components.models.generation import chunks, decode
+from components.models.lm import collate_blocks, response_logprobs
 from components.models.reward import RewardModel
 from components.models.text import batch_tensors, completion_ids, join, lm_loss, pad_right, prompt_ids, to_device
 from components.params import PPOParams
@@ -84,14 +84,12 @@ def kl_to(policy, other, tok, prompts: list[list[int]], p: PPOParams, batch_size
     total = 0.0
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i : i + batch_size]
-        responses = generate_ids(policy, tok, chunk, p.max_new_tokens, temperature=p.temperature)
-        ids, mask, response_mask, q = batch_tensors(tok, chunk, responses)
+        sampled = decode(policy, tok, chunk, p.max_new_tokens, temperature=p.temperature)
+        ids, mask, response_mask, q = batch_tensors(tok, chunk, sampled.responses)
         device = next(policy.parameters()).device
         ids, mask, response_mask = ids.to(device), mask.to(device), response_mask.to(device)
-        tokens = ids[:, q:]
-        logp = token_logprobs(response_slice(lm_logits(policy, ids, mask), q), tokens, p.temperature)
-        other_logp = token_logprobs(response_slice(lm_logits(other, ids, mask), q), tokens, p.temperature)
-        total += ((logp - other_logp) * response_mask).sum().item()
+        other_logp = response_logprobs(other, ids, mask, q, p.temperature)
+        total += ((sampled.logprobs.to(device) - other_logp) * response_mask).sum().item()
     return total / max(len(prompts), 1)
 
 

@@ -21,7 +21,7 @@ import torch
 from components.data.io import iter_jsonl
 from components.errors import DataError
 from components.eval.judges import interval
-from components.models.lm import lm_logits, response_slice, token_logprobs
+from components.models.lm import response_logprobs
 from components.models.text import batch_tensors, completion_ids, prompt_ids
 
 CSV_FIELDS = {"question": "Question", "best_answer": "Best Answer", "correct_answers": "Correct Answers",
@@ -77,7 +77,7 @@ def answer_logprobs(model, tok, q: str, candidates: list[str]) -> list[float]:
     ids, mask, response_mask, q_len = batch_tensors(tok, [prompt] * len(candidates), responses)
     device = next(model.parameters()).device
     ids, mask, response_mask = ids.to(device), mask.to(device), response_mask.to(device)
-    logp = token_logprobs(response_slice(lm_logits(model, ids, mask), q_len), ids[:, q_len:], 1.0)
+    logp = response_logprobs(model, ids, mask, q_len, 1.0)
     return (logp * response_mask).sum(-1).tolist()
 
 

@@ -1,11 +1,21 @@
-"""Answering prompts with a causal LM: left padding, the KV cache, stop at end-of-sequence."""
+"""Answering prompts with a causal LM: left padding, the KV cache, stop at end-of-sequence.
+
+One decoding loop serves greedy answers and sampling. It is ours rather than `generate()`
+because PPO needs each sampled token's log-prob and the entropy at the sampling temperature,
+which `generate()` gives only by keeping every step's logits over the whole vocabulary; and
+because its sampler (`torch.multinomial`) draws an exponential variate per vocabulary entry
+per token, where one uniform per row and the cumulative distribution suffice. The forward
+call is the model's own, with the library's cache, so any causal LM of transformers works.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+import torch.nn.functional as F
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from components.models.model import context_length
 from components.models.text import pad_left, prompt_ids
@@ -16,7 +26,71 @@ def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[i : i + size]
 
 
+@dataclass
+class Decoded:
+    """New tokens per prompt and, per generated position, log p(token) and the entropy (0 after the end)."""
+
+    responses: list[list[int]]  # cut after the first end-of-sequence (kept)
+    logprobs: torch.Tensor  # (B, T), T the longest response: at the sampling temperature
+    entropy: torch.Tensor  # (B, T)
+
+
+def pick(logp: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The next token of each row: the most likely when greedy, else drawn by inverse CDF (one uniform per row)."""
+    if not temperature:
+        return logp.argmax(-1)
+    cdf = logp.exp().cumsum(-1)
+    u = torch.rand(cdf.shape[0], 1, device=cdf.device) * cdf[:, -1:]  # scaled: rounding never passes the end
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
+
+
 @torch.no_grad()
+def decode(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    prompts: Sequence[list[int]],
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    generator_seed: int | None = None,
+) -> Decoded:
+    """Greedy (temperature 0) or sampled continuations of left-padded prompts, stopping when all have ended."""
+    context = context_length(model.config, 0)
+    limit = (context - max_new_tokens) if context else None
+    rows = [p[-limit:] if limit else p for p in prompts]
+    if max_new_tokens < 1:
+        return Decoded([[] for _ in rows], torch.zeros(len(rows), 0), torch.zeros(len(rows), 0))
+    device = model.device
+    ids = pad_left(rows, tok.pad_token_id).to(device)
+    mask = pad_left([[1] * len(r) for r in rows], 0).to(device)
+    if generator_seed is not None:
+        torch.manual_seed(generator_seed)
+    cache = DynamicCache(config=model.config)
+    position = (mask.cumsum(-1) - 1).clamp(min=0)  # blind to the left padding (models/lm.py's positions)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=position, cache=cache, logits_to_keep=1).logits
+    done = torch.zeros(len(rows), dtype=torch.bool, device=device)
+    tokens, logprobs, entropy = [], [], []
+    for _ in range(max_new_tokens):
+        logp = F.log_softmax(logits[:, -1].float() / (temperature or 1.0), dim=-1)
+        token = pick(logp, temperature)
+        live = ~done
+        tokens.append(torch.where(live, token, tok.pad_token_id))
+        logprobs.append(logp.gather(1, token[:, None]).squeeze(1) * live)
+        entropy.append(-(logp.exp() * logp).sum(-1) * live)
+        done = done | (token == tok.eos_token_id)
+        if done.all():
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+        position = position[:, -1:] + 1
+        logits = model(input_ids=tokens[-1][:, None], attention_mask=mask, position_ids=position, cache=cache).logits
+    responses = [cut(row, tok.eos_token_id) for row in torch.stack(tokens, 1).tolist()]
+    width = max(len(r) for r in responses)
+    return Decoded(responses, torch.stack(logprobs, 1)[:, :width], torch.stack(entropy, 1)[:, :width])
+
+
+def cut(row: list[int], eos: int) -> list[int]:
+    return row[: row.index(eos) + 1] if eos in row else row
+
+
 def generate_ids(
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
@@ -26,29 +100,7 @@ def generate_ids(
     generator_seed: int | None = None,
 ) -> list[list[int]]:
     """New token ids per prompt, cut after the first end-of-sequence (kept), greedy when temperature is 0."""
-    context = context_length(model.config, 0)
-    limit = (context - max_new_tokens) if context else None
-    rows = [p[-limit:] if limit else p for p in prompts]
-    ids = pad_left(rows, tok.pad_token_id).to(model.device)
-    mask = pad_left([[1] * len(r) for r in rows], 0).to(model.device)
-    if generator_seed is not None:
-        torch.manual_seed(generator_seed)
-    sampling = {"temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature else {}
-    out = model.generate(
-        input_ids=ids,
-        attention_mask=mask,
-        max_new_tokens=max_new_tokens,
-        do_sample=bool(temperature),
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        use_cache=True,
-        **sampling,
-    )
-    answers = []
-    for row in out[:, ids.shape[1] :].tolist():
-        end = row.index(tok.eos_token_id) + 1 if tok.eos_token_id in row else len(row)
-        answers.append([t for t in row[:end] if t != tok.pad_token_id])
-    return answers
+    return decode(model, tok, prompts, max_new_tokens, temperature, generator_seed).responses
 
 
 def answer(

@@ -8,7 +8,6 @@ whatever its padding.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from components.models.model import DOC
 from components.models.text import lm_loss
@@ -47,6 +46,22 @@ def response_slice(x: torch.Tensor, q: int) -> torch.Tensor:
     return x[:, q - 1 : -1]
 
 
+def response_logits(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, q: int) -> torch.Tensor:
+    """response_slice of the logits, the output layer applied at those positions alone (not the prompt's)."""
+    keep = ids.shape[1] - q + 1
+    return model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), logits_to_keep=keep).logits[:, :-1]
+
+
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
-    """log p(token) under logits divided by the sampling temperature (as in the rollout)."""
-    return torch.gather(F.log_softmax(logits / temperature, dim=-1), 2, tokens.unsqueeze(-1)).squeeze(-1)
+    """log p(token) under logits divided by the sampling temperature (as in the rollout).
+
+    The token's logit minus the log-sum-exp: no (batch, length, vocabulary) tensor of log-probs is kept.
+    """
+    if temperature != 1.0:
+        logits = logits / temperature
+    return torch.gather(logits, 2, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def response_logprobs(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, q: int, temperature: float):
+    """log p of each response token (ids[:, q:]) given what precedes it."""
+    return token_logprobs(response_logits(model, ids, mask, q), ids[:, q:], temperature)

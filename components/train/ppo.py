@@ -27,8 +27,8 @@ from components.eval.gold import gold_scores, load_gold
 from components.eval.metrics import kl_to, mean, perplexity, win_rate
 from components.eval.report import plot_ppo_curve
 from components.hashing import values_digest
-from components.models.generation import answer_ids, generate_ids
-from components.models.lm import collate_blocks, lm_logits, lm_step, pack, positions, response_slice, token_logprobs
+from components.models.generation import answer_ids, decode
+from components.models.lm import collate_blocks, lm_step, pack, positions, response_logprobs, response_slice
 from components.models.model import context_length, load_causal_lm, load_tokenizer, save_pretrained
 from components.models.reward import RewardModel, load_scorer
 from components.models.text import batch_tensors, prompt_ids, to_device
@@ -94,14 +94,14 @@ class Rollout:
 @torch.no_grad()
 def rollout(policy, ref, value, reward_model, tok, prompts: list[list[int]], p: PPOParams, beta: float) -> Rollout:
     """Sample responses and turn them into advantages and returns (no gradients)."""
-    responses = generate_ids(policy, tok, prompts, p.max_new_tokens, temperature=p.temperature)
+    # The sampler's log-probs are the old policy's: no second forward of the policy over the batch.
+    sampled = decode(policy, tok, prompts, p.max_new_tokens, temperature=p.temperature)
+    responses = sampled.responses
     device = next(policy.parameters()).device
     ids, mask, response_mask, q = batch_tensors(tok, prompts, responses)
     ids, mask, response_mask = ids.to(device), mask.to(device), response_mask.to(device)
-    tokens = ids[:, q:]
-    logits = response_slice(lm_logits(policy, ids, mask), q)
-    logp = token_logprobs(logits, tokens, p.temperature)
-    ref_logp = token_logprobs(response_slice(lm_logits(ref, ids, mask), q), tokens, p.temperature)
+    logp = sampled.logprobs.to(device) * response_mask
+    ref_logp = response_logprobs(ref, ids, mask, q, p.temperature)
     values = response_slice(value(ids, mask), q) * response_mask
     score = reward_model(ids, mask)  # pools at the last non-pad token: the response's last
     has_eos = torch.tensor([tok.eos_token_id in r for r in responses], device=score.device)
@@ -118,7 +118,7 @@ def rollout(policy, ref, value, reward_model, tok, prompts: list[list[int]], p: 
         "reward": raw_score.mean().item(),
         "score": score.mean().item(),
         "kl": kl.sum(1).mean().item(),
-        "entropy": pm.masked_mean(pm.entropy(logits, p.temperature), response_mask).item(),
+        "entropy": pm.masked_mean(sampled.entropy.to(device), response_mask).item(),
         "response_length": response_mask.sum(1).float().mean().item(),
         "no_eos": (~has_eos).float().mean().item(),
         "beta": beta,
@@ -155,20 +155,35 @@ def prompt_batch(prompts: list[list[int]], p: PPOParams, iteration: int, rank: i
     return [prompts[i] for i in picked[rank * share : (rank + 1) * share]]
 
 
+def minibatch(batch: Rollout, idx: torch.Tensor) -> Rollout:
+    """Rows IDX of the rollout without the columns that are padding in every one of them.
+
+    Exact: masked means skip those columns and position ids ignore left padding. A minibatch's
+    longest prompt and response are often shorter than the batch's, so its forwards are too.
+    """
+    mask, response_mask = batch.mask[idx], batch.response_mask[idx]
+    unused = mask[:, : batch.query_width].sum(0) == 0
+    start = int(unused.cumprod(0).sum())  # leading columns no row of IDX uses (never the prompts' last)
+    used = response_mask.sum(0).nonzero()
+    width = int(used.max()) + 1 if len(used) else 1
+    cols, res = slice(start, batch.query_width + width), slice(0, width)
+    rows = [batch.ids[idx][:, cols], mask[:, cols], response_mask[:, res], batch.query_width - start]
+    per_token = [t[idx][:, res] for t in (batch.logp, batch.values, batch.advantages, batch.returns)]
+    return Rollout(*rows, *per_token, stats={}, texts=[])
+
+
 def update(policy, value, optimizers, schedules, accelerator, batch: Rollout, ptx, p: PPOParams, ema) -> dict:
     """ppo.epochs passes over minibatches of the rollout: clipped policy + value loss, plus ptx."""
     n = batch.ids.shape[0]
     size = p.minibatch_size // accelerator.num_processes
     stats: dict[str, list[float]] = {}
-    tokens = batch.ids[:, batch.query_width :]
     for _ in range(p.epochs):
         for idx in torch.randperm(n).split(size):
-            m = batch.response_mask[idx]
-            logits = response_slice(lm_logits(policy, batch.ids[idx], batch.mask[idx]), batch.query_width)
-            logp = token_logprobs(logits, tokens[idx], p.temperature)
-            pg, pg_stats = pm.policy_loss(logp, batch.logp[idx], batch.advantages[idx], m, p.clip)
-            v = response_slice(value(batch.ids[idx], batch.mask[idx]), batch.query_width)
-            vf, vf_stats = pm.value_loss(v, batch.values[idx], batch.returns[idx], m, p.value_clip)
+            mb = minibatch(batch, idx)
+            logp = response_logprobs(policy, mb.ids, mb.mask, mb.query_width, p.temperature)
+            pg, pg_stats = pm.policy_loss(logp, mb.logp, mb.advantages, mb.response_mask, p.clip)
+            v = response_slice(value(mb.ids, mb.mask), mb.query_width)
+            vf, vf_stats = pm.value_loss(v, mb.values, mb.returns, mb.response_mask, p.value_clip)
             loss = pg + p.vf_coef * vf
             ptx_loss = torch.zeros(())
             if p.ptx_coef and ptx is not None:

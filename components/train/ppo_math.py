@@ -7,7 +7,6 @@ padding after the end of a response. Everything a test can check by hand lives h
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -20,11 +19,6 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torc
     var = masked_mean((x - mean) ** 2, mask)
     out = (x - mean) * torch.rsqrt(var + 1e-8)
     return (out if shift_mean else out + mean) * mask
-
-
-def entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    logp = F.log_softmax(logits / temperature, dim=-1)
-    return -(logp.exp() * logp).sum(-1)
 
 
 def kl_per_token(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str) -> torch.Tensor:

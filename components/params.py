@@ -117,6 +117,9 @@ class ResourcesParams(Section):
     """Where and how the training stages run."""
 
     num_processes: int = Field(ge=1, description=">1 runs the stage under `accelerate launch`")
+    processes: dict[Literal["pretrain", "sft", "rm", "judge_rm", "ppo"], int] = Field(
+        description="training stages that run on another number of processes"
+    )
     mixed_precision: Literal["no", "fp16", "bf16"]
     threads: int = Field(ge=1, description="torch threads per process (1 is fastest for tiny models)")
 
@@ -126,6 +129,17 @@ class ResourcesParams(Section):
         # `dvc exp run -S` rewrites params.yaml with a YAML 1.2 writer that leaves `no` unquoted,
         # which YAML 1.1 readers (PyYAML) then read as False.
         return "no" if value is False else value
+
+    @field_validator("processes")
+    @classmethod
+    def _at_least_one(cls, value: dict[str, int]) -> dict[str, int]:
+        if bad := {k: v for k, v in value.items() if v < 1}:
+            raise ValueError(f"each stage needs at least one process: {bad}")
+        return value
+
+    def processes_for(self, stage: str) -> int:
+        """How many processes STAGE trains on: its own entry in `processes`, else num_processes."""
+        return self.processes.get(stage, self.num_processes)
 
 
 class TrainParams(Section):

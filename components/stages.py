@@ -40,7 +40,7 @@ NOT_TRAINED = "NOT_TRAINED.txt"  # in a model folder that holds no model, with t
 
 Body = Callable[[Params, Path, Tracker], dict | list]  # (params, project root, tracker) -> metrics
 # local: runs here, no MLflow run of its own; tracked: an MLflow run; training: an MLflow run, under
-# `accelerate launch` when resources.num_processes > 1, and retried by the flow (it resumes).
+# `accelerate launch` when it trains on more than one process (resources), and retried by the flow (it resumes).
 Kind = Literal["local", "tracked", "training"]
 
 
@@ -66,7 +66,7 @@ class Stage:
             return metrics
         from components.train.launch import inside_launch, launch
 
-        if self.kind == "training" and params.resources.num_processes > 1 and not inside_launch():
+        if self.kind == "training" and params.resources.processes_for(self.name) > 1 and not inside_launch():
             return launch(self.name, params, root, root / self.metrics)
         tree = params.model_dump(by_alias=True)
         with stage_run(self.name, {k: tree[k] for k in self.params}, root) as tracker:

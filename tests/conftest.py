@@ -145,3 +145,9 @@ def resume_when_paused(label: Callable[[], bool], resumed: list, seconds: float 
         if paused and label():
             resume_flow_run(paused[0].id)
             resumed.append(paused[0].id)
+
+
+def on_two_processes(params: Params) -> Params:
+    """PARAMS with every training stage on two processes."""
+    resources = params.resources.model_copy(update={"num_processes": 2, "processes": {}})
+    return params.model_copy(update={"resources": resources})

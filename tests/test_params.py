@@ -87,3 +87,20 @@ def test_a_yaml_syntax_error_names_the_file(tmp_path: Path) -> None:
     path.write_text("data: [unclosed\n")
     with pytest.raises(ParamsError, match=rf"{path}: not valid YAML"):
         load_params(path)
+
+
+def test_each_training_stage_may_run_on_its_own_number_of_processes() -> None:
+    from typing import get_args
+
+    from components.params import ResourcesParams
+    from components.stages import STAGES
+
+    training = {name for name, stage in STAGES.items() if stage.kind == "training"}
+    assert set(get_args(get_args(ResourcesParams.model_fields["processes"].annotation)[0])) == training
+    params = load_params("params.yaml", ["resources.num_processes=4"])
+    assert params.resources.processes_for("sft") == params.resources.processes["sft"]
+    assert load_params("params.yaml", ["resources.processes={}"]).resources.processes_for("sft") == 1
+    with pytest.raises(ParamsError, match="processes"):
+        load_params("params.yaml", ["resources.processes.ppo=0"])
+    with pytest.raises(ParamsError, match="processes"):
+        load_params("params.yaml", ["resources.processes.evaluate=2"])

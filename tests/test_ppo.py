@@ -233,7 +233,9 @@ def test_a_tiny_run_raises_the_reward(trained_root: Path, tiny_params: Params, t
 @pytest.mark.usefixtures("two_processes")
 def test_ppo_runs_on_two_processes(trained_root: Path, tiny_params: Params, tmp_path: Path) -> None:
     root = ppo_project(trained_root, tmp_path)
-    two = tiny_params.model_copy(update={"resources": tiny_params.resources.model_copy(update={"num_processes": 2})})
+    two = tiny_params.model_copy(
+        update={"resources": tiny_params.resources.model_copy(update={"num_processes": 2, "processes": {}})}
+    )
     metrics = STAGES["ppo"].run(two, root)
     assert metrics["episodes"] == tiny_params.ppo.episodes and metrics["win_rate_vs_sft"] is not None
     assert (root / "artifacts" / "models" / "ppo" / "model.safetensors").exists()

@@ -151,3 +151,13 @@ def test_a_checkpoint_holds_every_process_state_when_one_process_is_slower(tmp_p
     saved = sorted(path.name for path in (tmp_path / "state").iterdir())
     assert saved == ["random_states_0.pkl", "random_states_1.pkl", "trainer_state.json"]
     assert not (tmp_path / "state.tmp").exists()
+
+
+def test_a_stage_launches_on_its_own_number_of_processes() -> None:
+    from components.params import load_params
+    from components.train.launch import launch_command
+
+    params = load_params("params.yaml", ["resources.processes.ppo=2", "resources.processes.sft=1"])
+    for stage, processes in (("ppo", "2"), ("sft", "1")):
+        command = launch_command(stage, Path("params.yaml"), params)
+        assert command[command.index("--num_processes") + 1] == processes

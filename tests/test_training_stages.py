@@ -183,7 +183,9 @@ def test_the_rm_stage_runs_on_two_processes_like_one(trained_root: Path, tiny_pa
     root = tmp_path / "project"
     shutil.copytree(trained_root / "data", root / "data")
     shutil.copytree(trained_root / "artifacts", root / "artifacts")
-    two = tiny_params.model_copy(update={"resources": tiny_params.resources.model_copy(update={"num_processes": 2})})
+    two = tiny_params.model_copy(
+        update={"resources": tiny_params.resources.model_copy(update={"num_processes": 2, "processes": {}})}
+    )
     two_metrics = STAGES["rm"].run(two, root)
     one = metrics(trained_root, "rm")
     assert two_metrics["accuracy"] == pytest.approx(one["accuracy"], abs=0.05)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import bootstrap
 
 INDEPENDENT = ("gold", "people", "llm", "judge_rm")
 JUDGES = (*INDEPENDENT, "training_rm")
@@ -44,6 +43,8 @@ def interval(values: Sequence[float], seed: int = 0) -> tuple[float, float]:
     if len(data) < 2 or np.all(data == data[0]):  # no spread to resample (scipy warns and returns NaN)
         value = float(data.mean()) if len(data) else float("nan")
         return value, value
+    from scipy.stats import bootstrap  # here: scipy.stats takes most of a second to import in every stage
+
     ci = bootstrap(
         (data,), np.mean, confidence_level=LEVEL, n_resamples=RESAMPLES, method="percentile", rng=seed
     ).confidence_interval

@@ -27,7 +27,14 @@ def launch_command(stage: str, params_file: Path, params: Params) -> list[str]:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1"]
     if config := os.environ.get("ACCELERATE_CONFIG_FILE"):
         cmd += ["--config_file", config]
-    cmd += ["--num_processes", str(r.num_processes), "--mixed_precision", r.mixed_precision, "--dynamo_backend", "no"]
+    cmd += [
+        "--num_processes",
+        str(r.processes_for(stage)),
+        "--mixed_precision",
+        r.mixed_precision,
+        "--dynamo_backend",
+        "no",
+    ]
     cmd += ["--multi_gpu", "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port())]
     return cmd + ["-m", "components.cli", "stage", stage, "--params", str(params_file)]
 

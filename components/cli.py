@@ -139,7 +139,10 @@ def stage(
         metrics = STAGES[name].run(params_from(params, profile, set_), Path.cwd())
     except (StageError, DataError, FileNotFoundError) as e:
         fail(str(e))
-    typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
+    from components.train.launch import inside_launch
+
+    if not inside_launch():  # under `accelerate launch` the launching process prints them, once
+        typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
 
 
 def prefect_defaults() -> None:

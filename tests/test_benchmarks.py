@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import ppo_throughput, rm_throughput, sft_throughput
+from benchmarks import mfu, ppo_throughput, rm_throughput, sft_throughput
 from components.params import Params
 
 
@@ -16,6 +16,7 @@ from components.params import Params
         (sft_throughput, "sft_tokens_per_second", {}),
         (rm_throughput, "rm_comparisons_per_second", {}),
         (ppo_throughput, "ppo_episodes_per_second", {"corpus_docs": 100}),
+        (mfu, "model_flops_utilisation", {}),
     ],
 )
 def test_each_benchmark_prints_one_json_line(module, name: str, options: dict, tiny_params: Params, capsys) -> None:

@@ -1,0 +1,104 @@
+"""PPO side by side: our rollout + update against trl 1.12's PPOTrainer on the same case.
+
+Same model (the params' shape, randomly initialised), tokenizer, prompts (the world's, in the
+same order), batch 64, minibatch 16, 1 epoch, 48 new tokens, temperature, KL and clipping
+settings, one torch thread each, no ptx term. Runs alternate (ours, TRL, ours, TRL, ...), each
+in a fresh process, and the medians are compared. Prints one JSON line.
+
+    ./benchmarks/peers/setup.sh                 # once: TRL in virtual environments of its own
+    python -m benchmarks.peers.ppo              # 256 episodes, 2 rounds
+    python -m benchmarks.peers.ppo --episodes 128 --rounds 1
+    python -m benchmarks.peers.ppo --trained . --episodes 1024   # the trained SFT policy and RM
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import benchmark_params
+from benchmarks.peers.case import write_case
+
+HERE = Path(__file__).parent
+PEER = HERE / ".venvs" / "trl-1.12" / "bin" / "python"
+
+# What still differs between the sides, by design of each library (printed with the result).
+MISMATCHES = [
+    "optimizers: ours a policy AdamW at ppo.lr and a value AdamW at ppo.value_lr, betas 0.9/0.95; "
+    "TRL one AdamW (betas 0.9/0.999) over policy and value at ppo.lr",
+    "gradient clipping: ours clips at ppo.grad_clip; TRL's PPOTrainer does not clip",
+    "advantages: ours whitens them and clips the RM score at ppo.reward_clip; TRL whitens, no score clip",
+    "prompt order: each side shuffles the prompts with its own seeded permutation (the same prompts, "
+    "another order), so the reward gains (last quarter of batches minus first) are of different episodes",
+    "sampling: ours by inverse CDF, TRL by generate()'s torch.multinomial (the same distribution)",
+]
+
+
+def run(command: list[str]) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command[:3])} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(episodes: int = 256, rounds: int = 2, case: Path | None = None, trained: Path | None = None) -> dict:
+    if not PEER.exists():
+        sys.exit(f"{PEER} is missing: run benchmarks/peers/setup.sh first")
+    params = benchmark_params()
+    settings = params.ppo.model_dump(include={
+        "seed", "batch_size", "minibatch_size", "epochs", "max_new_tokens", "temperature", "lr", "kl_coef",
+        "kl_estimator", "clip", "value_clip", "vf_coef", "gamma", "lam", "missing_eos_penalty",
+    })  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = case or write_case(Path(tmp) / "case", params, episodes, trained=trained)
+        ours_cmd = [sys.executable, "-m", "benchmarks.peers.ours_ppo", str(folder), "--episodes", str(episodes)]
+        trl_cmd = [str(PEER), str(HERE / "trl_ppo.py"), str(folder), "--episodes", str(episodes)]
+        trl_cmd += ["--settings", json.dumps(settings)]
+        ours, peer = [], []
+        for _ in range(rounds):
+            ours.append(run(ours_cmd))
+            peer.append(run(trl_cmd))
+    rate = {
+        side: statistics.median(r["episodes_per_second"] for r in runs)
+        for side, runs in (("ours", ours), ("trl", peer))
+    }
+    result = {
+        "benchmark": "ppo_vs_trl",
+        "value": round(rate["ours"] / rate["trl"], 2),
+        "unit": "x TRL's episodes/s",
+        "ours_episodes_per_second": round(rate["ours"], 2),
+        "trl_episodes_per_second": round(rate["trl"], 2),
+        "ours_reward_gain": [round(r["reward_gain"], 3) for r in ours],
+        "trl_reward_gain": [round(r["reward_gain"], 3) for r in peer if r["reward_gain"] is not None],
+        "ours_runs": [round(r["episodes_per_second"], 2) for r in ours],
+        "trl_runs": [round(r["episodes_per_second"], 2) for r in peer],
+        "trl": peer[0]["side"],
+        "transformers": peer[0]["transformers"],
+        "episodes": episodes,
+        "models": f"trained ({trained})" if trained else "random, the params' shape",
+        "settings": settings,
+        "model": f"{params.model.n_layer}x{params.model.n_embd}",
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "mismatches": MISMATCHES,
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--case", type=Path)
+    parser.add_argument("--trained", type=Path, help="a project folder after `dvc repro`: its SFT policy and RM")
+    args = parser.parse_args()
+    main(args.episodes, args.rounds, args.case, args.trained)

@@ -17,7 +17,7 @@ from benchmarks.common import benchmark_params
 from components.models.model import load_causal_lm, load_tokenizer
 from components.models.reward import RewardModel, load_scorer
 from components.train.core import adamw, make_accelerator
-from components.train.ppo import ValueModel, rollout, update
+from components.train.ppo import ValueModel, prompt_batch, rollout, update
 
 
 def gain(rewards: list[float]) -> float:
@@ -39,14 +39,15 @@ def main(case: Path, episodes: int) -> dict:
     schedules = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1.0) for o in optimizers]
     policy, value, *optimizers = accelerator.prepare(policy, value, *optimizers)
     prompts = json.loads((case / "prompts.json").read_text())
-    rewards, lengths = [], []
+    rewards, raw, lengths = [], [], []
     start = time.perf_counter()
     for it in range(episodes // p.batch_size):
-        batch = rollout(
-            policy, ref, value, reward_model, tok, prompts[it * p.batch_size : (it + 1) * p.batch_size], p, p.kl_coef
-        )
+        chunk = prompt_batch(prompts, p, it, 0, 1)  # the stage's seeded shuffle (TRL's dataloader shuffles too)
+        batch = rollout(policy, ref, value, reward_model, tok, chunk, p, p.kl_coef)
         update(policy, value, optimizers, schedules, accelerator, batch, None, p, None)
-        rewards.append(batch.stats["reward"])
+        # TRL's objective/scores: the RM score with the missing-EOS penalty (ours adds ppo.missing_eos_penalty)
+        rewards.append(batch.stats["reward"] + p.missing_eos_penalty * batch.stats["no_eos"])
+        raw.append(batch.stats["reward"])
         lengths.append(batch.stats["response_length"])
     seconds = time.perf_counter() - start
     return {
@@ -54,6 +55,7 @@ def main(case: Path, episodes: int) -> dict:
         "episodes_per_second": episodes / seconds,
         "seconds": seconds,
         "reward_gain": gain(rewards),
+        "rm_score_gain": gain(raw),  # the RM's score alone
         "response_length": sum(lengths) / len(lengths),
         "threads": torch.get_num_threads(),
     }

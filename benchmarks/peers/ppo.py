@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import benchmark_params
+from benchmarks.peers import drive
 from benchmarks.peers.case import write_case
 
 HERE = Path(__file__).parent
@@ -35,6 +36,8 @@ MISMATCHES = [
     "TRL one AdamW (betas 0.9/0.999) over policy and value at ppo.lr",
     "gradient clipping: ours clips at ppo.grad_clip; TRL's PPOTrainer does not clip",
     "advantages: ours whitens them and clips the RM score at ppo.reward_clip; TRL whitens, no score clip",
+    "lr schedule: ours constant (no warmup here; the ppo stage warms up over ppo.warmup_steps); TRL linear from lr "
+    "to 0 over the rollout batches, stepped once a batch (batch i of n at lr * (1 - i/n))",
     "prompt order: each side shuffles the prompts with its own seeded permutation (the same prompts, "
     "another order), so the reward gains (last quarter of batches minus first) are of different episodes",
     "sampling: ours by inverse CDF, TRL by generate()'s torch.multinomial (the same distribution)",
@@ -49,7 +52,10 @@ def run(command: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(episodes: int = 256, rounds: int = 2, case: Path | None = None, trained: Path | None = None) -> dict:
+def main(
+    episodes: int = 256, rounds: int = 2, case: Path | None = None, trained: Path | None = None, costs: bool = False
+) -> dict:
+    """COSTS: one more TRL run per TRL default both sides run without (bf16, gradient checkpointing)."""
     if not PEER.exists():
         sys.exit(f"{PEER} is missing: run benchmarks/peers/setup.sh first")
     params = benchmark_params()
@@ -66,10 +72,11 @@ def main(episodes: int = 256, rounds: int = 2, case: Path | None = None, trained
         for _ in range(rounds):
             ours.append(run(ours_cmd))
             peer.append(run(trl_cmd))
-    rate = {
-        side: statistics.median(r["episodes_per_second"] for r in runs)
-        for side, runs in (("ours", ours), ("trl", peer))
-    }
+        rate = {
+            side: statistics.median(r["episodes_per_second"] for r in runs)
+            for side, runs in (("ours", ours), ("trl", peer))
+        }
+        changed = drive.defaults_changed(trl_cmd, "episodes_per_second", rate["trl"], costs)
     result = {
         "benchmark": "ppo_vs_trl",
         "value": round(rate["ours"] / rate["trl"], 2),
@@ -78,6 +85,7 @@ def main(episodes: int = 256, rounds: int = 2, case: Path | None = None, trained
         "trl_episodes_per_second": round(rate["trl"], 2),
         "ours_reward_gain": [round(r["reward_gain"], 3) for r in ours],
         "trl_reward_gain": [round(r["reward_gain"], 3) for r in peer if r["reward_gain"] is not None],
+        "ours_rm_score_gain": [round(r["rm_score_gain"], 3) for r in ours],  # without the missing-EOS penalty
         "ours_runs": [round(r["episodes_per_second"], 2) for r in ours],
         "trl_runs": [round(r["episodes_per_second"], 2) for r in peer],
         "trl": peer[0]["side"],
@@ -85,6 +93,8 @@ def main(episodes: int = 256, rounds: int = 2, case: Path | None = None, trained
         "episodes": episodes,
         "models": f"trained ({trained})" if trained else "random, the params' shape",
         "settings": settings,
+        "trl_batches": peer[0]["batches"],  # as TRL resolved them: rollout 64, minibatch 16
+        "trl_defaults_changed": changed,
         "model": f"{params.model.n_layer}x{params.model.n_embd}",
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
@@ -100,5 +110,10 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--case", type=Path)
     parser.add_argument("--trained", type=Path, help="a project folder after `dvc repro`: its SFT policy and RM")
+    parser.add_argument("--default-costs", action="store_true", help="one more TRL run per default it ran without")
+    parser.add_argument("--tiny", action="store_true", help="64 episodes (one batch), 1 round: a check that it runs")
     args = parser.parse_args()
-    main(args.episodes, args.rounds, args.case, args.trained)
+    if args.tiny:
+        main(64, 1, args.case, args.trained)
+    else:
+        main(args.episodes, args.rounds, args.case, args.trained, args.default_costs)

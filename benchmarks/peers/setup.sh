@@ -8,8 +8,9 @@ cd "$(dirname "$0")"
 transformers=$(../../.venv/bin/python -c "import transformers; print(transformers.__version__)")
 for trl in 1.16.0 1.12.0; do
   venv=.venvs/trl-${trl%.*}
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import trl" 2>/dev/null; then
-    python3 -m venv "$venv"
+  # Installed and of the versions asked for: nothing to do (a half-made or older one is topped up).
+  if ! "$venv/bin/python" -c "import sys, trl, transformers; sys.exit(trl.__version__ != '$trl' or transformers.__version__ != '$transformers')" 2>/dev/null; then
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
     "$venv/bin/python" -m pip install -q "torch==2.13.0"
     "$venv/bin/python" -m pip install -q "trl==$trl" "transformers==$transformers"

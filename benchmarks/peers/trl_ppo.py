@@ -40,7 +40,11 @@ def gain(rewards: list[float]) -> float:
     return sum(rewards[-k:]) / k - sum(rewards[:k]) / k
 
 
-def main(case: Path, episodes: int, s: dict) -> dict:
+# TRL defaults both sides run without -> the settings that restore it (use_cpu is set already: see trl_sft.py).
+DEFAULTS = {"bf16": {"bf16": None}, "gradient_checkpointing": {"gradient_checkpointing": True}}
+
+
+def main(case: Path, episodes: int, s: dict, restore: str | None = None) -> dict:
     torch.set_num_threads(1)
     tok = AutoTokenizer.from_pretrained(case / "policy", padding_side="left")
     policy = AutoModelForCausalLM.from_pretrained(case / "policy")
@@ -49,10 +53,16 @@ def main(case: Path, episodes: int, s: dict) -> dict:
     value = AutoModelForSequenceClassification.from_pretrained(case / "reward")
     prompts = json.loads((case / "prompts.json").read_text())[:episodes]
     scores = Scores()
+    off = {"bf16": False, "fp16": False, "gradient_checkpointing": False}
+    if restore:
+        off.update(DEFAULTS[restore])
     with tempfile.TemporaryDirectory() as out:
         config = PPOConfig(
             output_dir=out,
-            per_device_train_batch_size=s["minibatch_size"],
+            # TRL's rollout batch is per_device_train_batch_size x gradient_accumulation_steps, cut into
+            # num_mini_batches minibatches of one optimizer step each (a micro-batch is at most
+            # per_device_train_batch_size): 64 x 1 in 4 gives ours, 64 episodes in 4 steps of 16.
+            per_device_train_batch_size=s["batch_size"],
             gradient_accumulation_steps=1,
             num_mini_batches=s["batch_size"] // s["minibatch_size"],
             local_rollout_forward_batch_size=s["batch_size"],
@@ -74,9 +84,7 @@ def main(case: Path, episodes: int, s: dict) -> dict:
             report_to="none",
             save_strategy="no",
             logging_steps=1,
-            bf16=False,
-            fp16=False,
-            gradient_checkpointing=False,
+            **off,
             dataloader_num_workers=0,
             seed=s["seed"],
             use_cpu=True,
@@ -97,6 +105,12 @@ def main(case: Path, episodes: int, s: dict) -> dict:
         "episodes_per_second": episodes / seconds,
         "seconds": seconds,
         "reward_gain": gain(scores.scores) if scores.scores else None,
+        "restored": restore,
+        "batches": {
+            "rollout": config.batch_size,
+            "minibatch": config.mini_batch_size,
+            "count": config.num_total_batches,
+        },
         "threads": torch.get_num_threads(),
     }
 
@@ -106,5 +120,6 @@ if __name__ == "__main__":
     parser.add_argument("case", type=Path)
     parser.add_argument("--episodes", type=int, default=256)
     parser.add_argument("--settings", type=json.loads, required=True)
+    parser.add_argument("--restore", choices=sorted(DEFAULTS), help="run with this TRL default, off otherwise")
     args = parser.parse_args()
-    print(json.dumps(main(args.case, args.episodes, args.settings)))
+    print(json.dumps(main(args.case, args.episodes, args.settings, args.restore)))

@@ -55,7 +55,9 @@ def test_the_samplers_log_probs_and_entropy_are_the_policys(sft_model, temperatu
     model, tok = sft_model
     prompts = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in ("Hi", "Name three animals.", "Why?")]
     torch.manual_seed(0)
+    before = model.config._attn_implementation
     sampled = decode(model, tok, prompts, 12, temperature=temperature)
+    assert model.config._attn_implementation == before, "the one-token steps' attention is put back"
     ids, mask, response_mask, q = batch_tensors(tok, prompts, sampled.responses)
     logits = response_slice(lm_logits(model, ids, mask), q) / temperature
     logp = torch.log_softmax(logits, -1)

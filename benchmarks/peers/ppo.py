@@ -17,8 +17,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -44,12 +42,10 @@ MISMATCHES = [
 ]
 
 
-def run(command: list[str]) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(command[:3])} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def models_label(case: Path | None, trained: Path | None) -> str:
+    if case:
+        return f"the case folder {case}"
+    return f"trained ({trained})" if trained else "random, the params' shape"
 
 
 def main(
@@ -68,14 +64,8 @@ def main(
         ours_cmd = [sys.executable, "-m", "benchmarks.peers.ours_ppo", str(folder), "--episodes", str(episodes)]
         trl_cmd = [str(PEER), str(HERE / "trl_ppo.py"), str(folder), "--episodes", str(episodes)]
         trl_cmd += ["--settings", json.dumps(settings)]
-        ours, peer = [], []
-        for _ in range(rounds):
-            ours.append(run(ours_cmd))
-            peer.append(run(trl_cmd))
-        rate = {
-            side: statistics.median(r["episodes_per_second"] for r in runs)
-            for side, runs in (("ours", ours), ("trl", peer))
-        }
+        ours, peer = drive.alternate(ours_cmd, trl_cmd, rounds)
+        rate = {"ours": drive.median(ours, "episodes_per_second"), "trl": drive.median(peer, "episodes_per_second")}
         changed = drive.defaults_changed(trl_cmd, "episodes_per_second", rate["trl"], costs)
     result = {
         "benchmark": "ppo_vs_trl",
@@ -91,7 +81,7 @@ def main(
         "trl": peer[0]["side"],
         "transformers": peer[0]["transformers"],
         "episodes": episodes,
-        "models": f"trained ({trained})" if trained else "random, the params' shape",
+        "models": models_label(case, trained),
         "settings": settings,
         "trl_batches": peer[0]["batches"],  # as TRL resolved them: rollout 64, minibatch 16
         "trl_defaults_changed": changed,

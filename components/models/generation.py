@@ -11,6 +11,7 @@ call is the model's own, with the library's cache, so any causal LM of transform
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -53,12 +54,19 @@ def decode(
     temperature: float = 0.0,
     generator_seed: int | None = None,
 ) -> Decoded:
-    """Greedy (temperature 0) or sampled continuations of left-padded prompts, stopping when all have ended."""
+    """Greedy (temperature 0) or sampled continuations of left-padded prompts, stopping when all have ended.
+
+    A row leaves the batch (and the cache) once it has ended, so later steps run on the rows
+    still writing: the shortest answers stop costing as soon as they are done.
+    """
     context = context_length(model.config, 0)
     limit = (context - max_new_tokens) if context else None
     rows = [p[-limit:] if limit else p for p in prompts]
+    n = len(rows)
+    tokens = torch.full((n, max(max_new_tokens, 0)), tok.pad_token_id, dtype=torch.long)
+    logprobs, entropy = torch.zeros(tokens.shape), torch.zeros(tokens.shape)
     if max_new_tokens < 1:
-        return Decoded([[] for _ in rows], torch.zeros(len(rows), 0), torch.zeros(len(rows), 0))
+        return Decoded([[] for _ in rows], logprobs, entropy)
     device = model.device
     ids = pad_left(rows, tok.pad_token_id).to(device)
     mask = pad_left([[1] * len(r) for r in rows], 0).to(device)
@@ -67,24 +75,44 @@ def decode(
     cache = DynamicCache(config=model.config)
     position = (mask.cumsum(-1) - 1).clamp(min=0)  # blind to the left padding (models/lm.py's positions)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=position, cache=cache, logits_to_keep=1).logits
-    done = torch.zeros(len(rows), dtype=torch.bool, device=device)
-    tokens, logprobs, entropy = [], [], []
-    for _ in range(max_new_tokens):
-        logp = F.log_softmax(logits[:, -1].float() / (temperature or 1.0), dim=-1)
-        token = pick(logp, temperature)
-        live = ~done
-        tokens.append(torch.where(live, token, tok.pad_token_id))
-        logprobs.append(logp.gather(1, token[:, None]).squeeze(1) * live)
-        entropy.append(-(logp.exp() * logp).sum(-1) * live)
-        done = done | (token == tok.eos_token_id)
-        if done.all():
-            break
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
-        position = position[:, -1:] + 1
-        logits = model(input_ids=tokens[-1][:, None], attention_mask=mask, position_ids=position, cache=cache).logits
-    responses = [cut(row, tok.eos_token_id) for row in torch.stack(tokens, 1).tolist()]
+    live = torch.arange(n)  # the rows of the batch still in the cache
+    with one_token_attention(model):
+        for t in range(max_new_tokens):
+            logp = F.log_softmax(logits[:, -1].float() / (temperature or 1.0), dim=-1)
+            token = pick(logp, temperature)
+            tokens[live, t] = token.cpu()
+            logprobs[live, t] = logp.gather(1, token[:, None]).squeeze(1).cpu()
+            entropy[live, t] = (-(logp.exp() * logp).sum(-1)).cpu()
+            going = token != tok.eos_token_id
+            if not going.any() or t + 1 == max_new_tokens:
+                break
+            if not going.all():
+                keep = going.nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                live, token, mask, position = live[keep.cpu()], token[keep], mask[keep], position[keep]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            position = position[:, -1:] + 1
+            logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=position, cache=cache).logits
+    responses = [cut(row, tok.eos_token_id) for row in tokens.tolist()]
     width = max(len(r) for r in responses)
-    return Decoded(responses, torch.stack(logprobs, 1)[:, :width], torch.stack(entropy, 1)[:, :width])
+    return Decoded(responses, logprobs[:, :width], entropy[:, :width])
+
+
+@contextmanager
+def one_token_attention(model: PreTrainedModel) -> Iterator[None]:
+    """Eager attention for the one-query steps on a CPU.
+
+    torch's CPU flash kernel costs more per call than the two small matmuls it replaces there.
+    """
+    before = model.config._attn_implementation
+    switch = model.device.type == "cpu" and before == "sdpa" and model._can_set_attn_implementation()
+    if switch:
+        model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if switch:
+            model.set_attn_implementation(before)
 
 
 def cut(row: list[int], eos: int) -> list[int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from components.models.model import DOC
+from components.models.packing import Packing, packed_output
 from components.models.text import lm_loss
 
 
@@ -62,6 +63,21 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: floa
     return torch.gather(logits, 2, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
-def response_logprobs(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, q: int, temperature: float):
-    """log p of each response token (ids[:, q:]) given what precedes it."""
-    return token_logprobs(response_logits(model, ids, mask, q), ids[:, q:], temperature)
+def response_logprobs(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    q: int,
+    temperature: float,
+    packing: Packing | None = None,
+) -> torch.Tensor:
+    """log p of each response token (ids[:, q:]) given what precedes it; from packed rows when PACKING is given.
+
+    Packed, position j's value is the log-prob of the packed row's next token: the row's own next
+    token wherever it is a real one, some other finite log-prob where it is padding (masked later).
+    """
+    if packing is None:
+        return token_logprobs(response_logits(model, ids, mask, q), ids[:, q:], temperature)
+    logits = packed_output(model, packing)
+    next_token = token_logprobs(logits[:, :-1], packing.ids[:, 1:], temperature)
+    return response_slice(packing.unpack(torch.nn.functional.pad(next_token, (0, 1))), q)

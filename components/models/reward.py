@@ -10,6 +10,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel, Pr
 
 from components.errors import DataError
 from components.models.model import load_tokenizer, set_dropout
+from components.models.packing import Packing, packed_output
 
 
 def reward_model_from(path: Path | str, pad_token_id: int) -> PreTrainedModel:
@@ -47,12 +48,23 @@ class RewardModel(torch.nn.Module):
         self.model = model
 
     @property
+    def backbone(self) -> PreTrainedModel:
+        return getattr(self.model, self.model.base_model_prefix)
+
+    @property
     def bias(self) -> float:
         return float(getattr(self.model.config, "reward_bias", 0.0))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-        return logits.squeeze(-1) + self.bias
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, packing: Packing | None = None
+    ) -> torch.Tensor:
+        if packing is None:
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+            return logits.squeeze(-1) + self.bias
+        # The class's own pooling would take each packed row's last token: score every position, take each row's last.
+        scores = packing.unpack(self.model.score(packed_output(self.backbone, packing)).squeeze(-1))
+        last = (attention_mask * torch.arange(attention_mask.shape[1], device=attention_mask.device)).argmax(1)
+        return scores.gather(1, last[:, None]).squeeze(1) + self.bias
 
 
 def load_scorer(path: Path | str) -> PreTrainedModel:

@@ -30,6 +30,7 @@ from components.hashing import values_digest
 from components.models.generation import answer_ids, decode
 from components.models.lm import collate_blocks, lm_step, pack, positions, response_logprobs, response_slice
 from components.models.model import context_length, load_causal_lm, load_tokenizer, save_pretrained
+from components.models.packing import Packing, pack_rows, packed_output, packs_exactly
 from components.models.reward import RewardModel, load_scorer
 from components.models.text import batch_tensors, prompt_ids, to_device
 from components.params import Params, PPOParams
@@ -50,7 +51,11 @@ class ValueModel(torch.nn.Module):
         self.backbone = getattr(reward_model, reward_model.base_model_prefix)
         self.head = reward_model.score
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, packing: Packing | None = None
+    ) -> torch.Tensor:
+        if packing is not None:
+            return packing.unpack(self.head(packed_output(self.backbone, packing)).squeeze(-1))
         hidden = self.backbone(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask)
         ).last_hidden_state
@@ -89,6 +94,12 @@ class Rollout:
     returns: torch.Tensor
     stats: dict[str, float]
     texts: list[str]
+    packed: bool = False  # every model packs exactly: forwards over packed rows (models/packing.py)
+
+
+def packs(*models: torch.nn.Module | None) -> bool:
+    """Whether each is a model whose packed forward is exact (a reward that is a plain function is not)."""
+    return all(isinstance(m, torch.nn.Module) and packs_exactly(m) for m in models)
 
 
 @torch.no_grad()
@@ -101,9 +112,14 @@ def rollout(policy, ref, value, reward_model, tok, prompts: list[list[int]], p: 
     ids, mask, response_mask, q = batch_tensors(tok, prompts, responses)
     ids, mask, response_mask = ids.to(device), mask.to(device), response_mask.to(device)
     logp = sampled.logprobs.to(device) * response_mask
-    ref_logp = response_logprobs(ref, ids, mask, q, p.temperature)
-    values = response_slice(value(ids, mask), q) * response_mask
-    score = reward_model(ids, mask)  # pools at the last non-pad token: the response's last
+    packed = packs(policy, ref, getattr(value, "backbone", None))
+    packing = pack_rows(ids, mask) if packed else None
+    ref_logp = response_logprobs(ref, ids, mask, q, p.temperature, packing)
+    values = response_slice(value(ids, mask, packing) if packing else value(ids, mask), q) * response_mask
+    if packing and packs(getattr(reward_model, "backbone", None)):
+        score = reward_model(ids, mask, packing)  # at each response's last token
+    else:
+        score = reward_model(ids, mask)
     has_eos = torch.tensor([tok.eos_token_id in r for r in responses], device=score.device)
     raw_score = score.clone()
     score = score + (~has_eos).float() * p.missing_eos_penalty
@@ -124,7 +140,7 @@ def rollout(policy, ref, value, reward_model, tok, prompts: list[list[int]], p: 
         "beta": beta,
     }
     texts = [tok.decode(r, skip_special_tokens=True).strip() for r in responses]
-    return Rollout(ids, mask, response_mask, q, logp, values, advantages, returns, stats, texts)
+    return Rollout(ids, mask, response_mask, q, logp, values, advantages, returns, stats, texts, packed)
 
 
 def corpus_batches(blocks: list[dict], size: int, seed: int) -> Iterator[dict] | None:
@@ -169,7 +185,7 @@ def minibatch(batch: Rollout, idx: torch.Tensor) -> Rollout:
     cols, res = slice(start, batch.query_width + width), slice(0, width)
     rows = [batch.ids[idx][:, cols], mask[:, cols], response_mask[:, res], batch.query_width - start]
     per_token = [t[idx][:, res] for t in (batch.logp, batch.values, batch.advantages, batch.returns)]
-    return Rollout(*rows, *per_token, stats={}, texts=[])
+    return Rollout(*rows, *per_token, stats={}, texts=[], packed=batch.packed)
 
 
 def update(policy, value, optimizers, schedules, accelerator, batch: Rollout, ptx, p: PPOParams, ema) -> dict:
@@ -180,9 +196,10 @@ def update(policy, value, optimizers, schedules, accelerator, batch: Rollout, pt
     for _ in range(p.epochs):
         for idx in torch.randperm(n).split(size):
             mb = minibatch(batch, idx)
-            logp = response_logprobs(policy, mb.ids, mb.mask, mb.query_width, p.temperature)
+            packing = pack_rows(mb.ids, mb.mask) if mb.packed else None
+            logp = response_logprobs(policy, mb.ids, mb.mask, mb.query_width, p.temperature, packing)
             pg, pg_stats = pm.policy_loss(logp, mb.logp, mb.advantages, mb.response_mask, p.clip)
-            v = response_slice(value(mb.ids, mb.mask), mb.query_width)
+            v = response_slice(value(mb.ids, mb.mask, packing), mb.query_width)
             vf, vf_stats = pm.value_loss(v, mb.values, mb.returns, mb.response_mask, p.value_clip)
             loss = pg + p.vf_coef * vf
             ptx_loss = torch.zeros(())

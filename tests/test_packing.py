@@ -1,0 +1,103 @@
+"""Padding-free forwards: packed rows give what the padded batch gives; a model that would mix sequences is caught."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from components.models import packing
+from components.models.lm import response_logprobs, response_slice
+from components.models.model import load_causal_lm, load_tokenizer
+from components.models.packing import pack_rows, packs_exactly
+from components.models.reward import RewardModel, load_scorer
+from components.models.text import batch_tensors, prompt_ids
+from components.params import Params
+from components.train import ppo
+from components.train.ppo import ValueModel, rollout
+
+
+@pytest.fixture(scope="module")
+def models(trained_root: Path):
+    folder = trained_root / "artifacts" / "models" / "sft" / "epoch-02"
+    scorer = load_scorer(trained_root / "artifacts" / "models" / "rm")
+    return load_causal_lm(folder), load_tokenizer(folder), ValueModel(copy.deepcopy(scorer)), RewardModel(scorer)
+
+
+def rollout_rows(tok) -> tuple[torch.Tensor, ...]:
+    """Prompts and responses of unlike lengths, left- and right-padded as a rollout's."""
+    texts = ["Hi", "Write a short story about Alice and a red cup.", "Why?", "Name three animals, then a fourth."]
+    prompts = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in texts]
+    answers = ("Alice lives here.", "No", "Because it is", "")
+    responses = [tok(r, add_special_tokens=False)["input_ids"] for r in answers]
+    responses[1].append(tok.eos_token_id)
+    return batch_tensors(tok, prompts, responses)
+
+
+def test_rows_are_packed_end_to_end_and_unpacked_in_place() -> None:
+    ids = torch.tensor([[0, 5, 6, 7, 0], [8, 9, 10, 11, 12], [0, 0, 13, 14, 0]])
+    p = pack_rows(ids, (ids > 0).long())
+    assert p.ids.tolist() == [[8, 9, 10, 11, 12], [5, 6, 7, 13, 14]]
+    assert p.positions.tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 0, 1]]
+    assert p.unpack(p.ids).tolist() == ids.tolist()
+
+
+def test_packed_log_probs_values_and_rewards_equal_the_padded_ones(models) -> None:
+    policy, tok, value, reward = models
+    ids, mask, response_mask, q = rollout_rows(tok)
+    p = pack_rows(ids, mask)
+    assert p.ids.numel() < ids.numel(), "the short rows share packed rows"
+    assert packs_exactly(policy) and packs_exactly(value.backbone) and packs_exactly(reward.backbone)
+    with torch.no_grad():
+        r = response_mask.bool()
+        padded, packed = response_logprobs(policy, ids, mask, q, 0.7), response_logprobs(policy, ids, mask, q, 0.7, p)
+        assert torch.allclose(padded[r], packed[r], atol=1e-4)
+        values = response_slice(value(ids, mask), q), response_slice(value(ids, mask, p), q)
+        assert torch.allclose(values[0][r], values[1][r], atol=1e-4)
+        assert torch.allclose(reward(ids, mask), reward(ids, mask, p), atol=1e-4)
+
+
+class MixesSequences(torch.nn.Module):
+    """A model whose every position sees the whole row, whatever the position ids say."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(50, 4)
+
+    def get_input_embeddings(self) -> torch.nn.Embedding:
+        return self.embed
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, use_cache=None):
+        x = self.embed(input_ids)
+        return SimpleNamespace(logits=x.cumsum(1) / torch.arange(1, x.shape[1] + 1)[:, None])
+
+
+def test_a_model_that_would_mix_packed_sequences_is_not_packed() -> None:
+    assert not packs_exactly(MixesSequences())
+
+
+def test_a_rollout_is_the_same_packed_or_padded(models, tiny_params: Params, monkeypatch) -> None:
+    policy, tok, value, reward = models
+    texts = ("Hi", "Where does Alice live today?", "Why?")
+    prompts = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in texts]
+    p = tiny_params.ppo.model_copy(update={"max_new_tokens": 8})
+    torch.manual_seed(3)
+    packed = rollout(policy, policy, value, reward, tok, prompts, p, beta=0.1)
+    monkeypatch.setattr(ppo, "packs_exactly", lambda model: False)
+    torch.manual_seed(3)
+    padded = rollout(policy, policy, value, reward, tok, prompts, p, beta=0.1)
+    assert packed.packed and not padded.packed
+    m = padded.response_mask.bool()
+    assert torch.equal(packed.ids, padded.ids)
+    for name in ("logp", "values", "advantages", "returns"):
+        assert torch.allclose(getattr(packed, name)[m], getattr(padded, name)[m], atol=1e-4), name
+
+
+def test_the_check_runs_once_per_model(models, monkeypatch) -> None:
+    policy = models[0]
+    packs_exactly(policy)
+    monkeypatch.setattr(packing, "pack_rows", lambda *a: pytest.fail("checked again"))
+    assert packs_exactly(policy)

@@ -283,6 +283,9 @@ class OrchestrationParams(Section):
     )
     deployment_stages: list[str]
     retries: int = Field(ge=0, description="retries of a training stage (it resumes from its checkpoint)")
+    warm_start: bool = Field(
+        description="start each stage's process by forking one that has imported the stack (flows/warm.py)"
+    )
 
 
 class PipelineParams(Section):

@@ -31,7 +31,8 @@ from components.paths import DATA, EVALUATION, PEOPLE, round_root
 from components.registry import data_version, params_hash
 from components.stages import STAGES
 from components.tracking import configure
-from flows.stage import run_subprocess, stage_flow, subprocess_env
+from flows import warm
+from flows.stage import run_cli, run_subprocess, stage_flow, subprocess_env
 
 MLFLOW_UI = os.environ.get("INSTRUCTFLOW_MLFLOW_UI", "http://127.0.0.1:5000")
 
@@ -39,14 +40,13 @@ MLFLOW_UI = os.environ.get("INSTRUCTFLOW_MLFLOW_UI", "http://127.0.0.1:5000")
 @flow(name="data", log_prints=True)
 def data_flow(params: Params, root: str, regenerate: bool = False) -> str:
     """Write the embedded default world when data/ holds no data (or when asked); version it with DVC."""
-    import sys
 
     project = Path(root)
     logger = get_run_logger()
     if regenerate or not any((project / DATA).glob("*.jsonl")):
         with params_file(params) as path:
-            command = [sys.executable, "-m", "components.cli", "data", "generate", "--params", str(path)]
-            run_subprocess(command, project, subprocess_env(), "data generate")
+            args = ["data", "generate", "--params", str(path)]
+            run_cli(args, project, subprocess_env(), "data generate", params.orchestration.warm_start)
     else:
         logger.info("using the data in %s (regenerate=True rewrites it)", project / DATA)
 
@@ -60,20 +60,19 @@ def round_flow(number: int, params: Params, root: str, parent_run_id: str | None
     With `pipeline.labels: human` the flow run pauses until the round's labels are in
     (`instructflow label serve --round N`), then goes on when resumed from the UI.
     """
-    import sys
 
     from prefect.flow_runs import pause_flow_run
 
     project, env = Path(root), subprocess_env(parent_run_id)
     with params_file(params) as path:
-        command = [sys.executable, "-m", "components.cli", "round", str(number), "--params", str(path)]
+        args, warm_start = ["round", str(number), "--params", str(path)], params.orchestration.warm_start
         if params.pipeline.labels == "human":
-            run_subprocess([*command, "--prepare-only"], project, env, "round tasks")
+            run_cli([*args, "--prepare-only"], project, env, "round tasks", warm_start)
             while (pending := labels_pending(round_root(project, number))) > 0:
                 get_run_logger().info("round %d: %d tasks await labels: instructflow label serve --round %d",
                                       number, pending, number)  # fmt: skip
                 pause_flow_run(timeout=7 * 24 * 3600, key=f"labels-round-{number}")
-        run_subprocess(command, project, env, f"round {number}")
+        run_cli(args, project, env, f"round {number}", warm_start)
     return json.loads((round_root(project, number) / "round.json").read_text(encoding="utf-8"))
 
 
@@ -176,6 +175,8 @@ def rlhf_pipeline(
     results: dict[str, dict] = {}
     progress = create_progress_artifact(0.0, key="pipeline-progress", description="stages finished")
     names = ["data", *STAGES]
+    if params.orchestration.warm_start and warm.available():
+        warm.HELPER.prewarm(subprocess_env())  # it imports the stack while the data stage runs
     parent = mlflow_parent(project, params)
     try:
         version = data_flow(params, str(project), regenerate)

@@ -13,6 +13,7 @@ and what follows. A stage whose outputs are missing runs again whatever the cach
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import subprocess
@@ -25,21 +26,29 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from components.hashing import tree_digest
 from components.params import Params, load_params, params_file
 from components.stages import STAGES
+from flows import warm
 
 CACHE = (INPUTS - "params" - "parent_run_id") + TASK_SOURCE
 
 
-def forward(process: subprocess.Popen, logger) -> None:
-    """Send the subprocess's output to the run logger, one record per line or progress update."""
-    buffer = ""
-    for chunk in iter(lambda: process.stdout.read(256), ""):
-        buffer += chunk.replace("\r", "\n")
+def forward(stream, logger, sentinel: str | None = None) -> int | None:
+    """Send a process's output to the run logger, one record per line or progress update.
+
+    Until the end of STREAM, or with SENTINEL until the line that starts with it, whose rest is
+    the exit status returned (None when the stream ends first).
+    """
+    buffer, decoder = "", codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for chunk in iter(lambda: os.read(stream.fileno(), 4096), b""):  # what is there, not a full block
+        buffer += decoder.decode(chunk).replace("\r", "\n")
         *lines, buffer = buffer.split("\n")
         for line in lines:
+            if sentinel and line.startswith(sentinel):
+                return int(line[len(sentinel) :])
             if line.strip():
                 logger.info(line)
     if buffer.strip():
         logger.info(buffer)
+    return None
 
 
 def subprocess_env(parent_run_id: str | None = None) -> dict[str, str]:
@@ -53,20 +62,30 @@ def subprocess_env(parent_run_id: str | None = None) -> dict[str, str]:
 def run_subprocess(args: list[str], root: Path, env: dict[str, str], what: str) -> None:
     logger = get_run_logger()
     logger.info("$ %s", " ".join(args))
-    process = subprocess.Popen(
-        args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    )
-    forward(process, logger)
+    process = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
+    forward(process.stdout, logger)
     if process.wait() != 0:
         raise RuntimeError(f"{what} exited with {process.returncode}; its output is in the log above")
+
+
+def run_cli(args: list[str], root: Path, env: dict[str, str], what: str, warm_start: bool) -> None:
+    """`instructflow ARGS` in a process of its own, its output in the run log: forked from the warm
+    helper when WARM_START (orchestration.warm_start) and the system can fork, else a fresh interpreter."""
+    if not (warm_start and warm.available()):
+        return run_subprocess([sys.executable, "-m", "components.cli", *args], root, env, what)
+    logger = get_run_logger()
+    logger.info("$ instructflow %s (forked from the warm helper, flows/warm.py)", " ".join(args))
+    status = warm.HELPER.run(args, root, env, lambda stream, sentinel: forward(stream, logger, sentinel))
+    if status != 0:
+        raise RuntimeError(f"{what} exited with {status}; its output is in the log above")
 
 
 @task(cache_policy=CACHE, persist_result=True, task_run_name="{name}")
 def execute_stage(name: str, sections: dict, inputs_digest: str, root: str, params: dict, parent_run_id: str | None):
     """Run the stage; SECTIONS and INPUTS_DIGEST are what the cache key sees of params and inputs."""
     with params_file(params) as path:
-        command = [sys.executable, "-m", "components.cli", "stage", name, "--params", str(path)]
-        run_subprocess(command, Path(root), subprocess_env(parent_run_id), f"stage {name}")
+        args, warm_start = ["stage", name, "--params", str(path)], params["orchestration"]["warm_start"]
+        run_cli(args, Path(root), subprocess_env(parent_run_id), f"stage {name}", warm_start)
     return json.loads((Path(root) / STAGES[name].metrics).read_text(encoding="utf-8"))
 
 

@@ -164,7 +164,12 @@ def run(
     set_threads()
     prefect_defaults()
     p = params_from(params, profile, set_)
+    from flows import warm
     from flows.pipeline import rlhf_pipeline
+    from flows.stage import subprocess_env
+
+    if p.orchestration.warm_start and warm.available():
+        warm.HELPER.prewarm(subprocess_env())  # it imports while the temporary Prefect server starts
 
     state = rlhf_pipeline(
         params=p, root=str(Path.cwd()), regenerate=regenerate, commit_data=commit_data, return_state=True

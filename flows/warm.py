@@ -74,6 +74,11 @@ def child(request: dict) -> None:
         os._exit(code)
 
 
+def import_env(env: dict[str, str]) -> dict[str, str]:
+    """What of ENV the helper's imports may read: not the per-stage MLflow parent, not Prefect's (never imported)."""
+    return {k: v for k, v in env.items() if k != "INSTRUCTFLOW_PARENT_RUN_ID" and not k.startswith("PREFECT_")}
+
+
 def sources_mtime() -> float:
     """The newest source file of components/: the helper's imports are stale once it changes."""
     return max((p.stat().st_mtime for p in SOURCES.rglob("*.py")), default=0.0)
@@ -91,7 +96,7 @@ class Helper:
     def ensure(self, env: dict[str, str]) -> subprocess.Popen:
         """The running helper, or a new one when there is none, the sources changed or so did the environment
         (some libraries read it at import)."""
-        newest = sources_mtime()
+        newest, env = sources_mtime(), import_env(env)
         if self.process is None or self.process.poll() is not None or newest > self.started_at or env != self.env:
             self.close()
             self.started_at, self.env = newest, env
@@ -109,12 +114,12 @@ class Helper:
     def prewarm(self, env: dict[str, str]) -> None:
         """Start the helper now: it imports while the flow does other work (its first stage no longer waits)."""
         with self.lock:
-            self.ensure({k: v for k, v in env.items() if k != "INSTRUCTFLOW_PARENT_RUN_ID"})
+            self.ensure(env)
 
     def run(self, args: list[str], root: Path, env: dict[str, str], forward) -> int:
         """Run `components.cli ARGS` in a forked child; FORWARD gets the output; returns the exit status."""
         with self.lock:
-            process = self.ensure({k: v for k, v in env.items() if k != "INSTRUCTFLOW_PARENT_RUN_ID"})
+            process = self.ensure(env)
             process.stdin.write(json.dumps({"args": args, "cwd": str(root), "env": env}) + "\n")
             process.stdin.flush()
             status = forward(process.stdout, SENTINEL)

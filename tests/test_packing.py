@@ -101,3 +101,24 @@ def test_the_check_runs_once_per_model(models, monkeypatch) -> None:
     packs_exactly(policy)
     monkeypatch.setattr(packing, "pack_rows", lambda *a: pytest.fail("checked again"))
     assert packs_exactly(policy)
+
+
+def test_evaluation_scores_are_the_same_packed_or_padded(models, monkeypatch) -> None:
+    from components.eval import metrics
+
+    _, tok, _, reward = models
+    messages = [[{"role": "user", "content": t}] for t in ("Hi", "Where does Alice live today?", "Why?")]
+    answers = ["Alice lives in Paris, near the river.", "No.", ""]
+    packed = metrics.score(reward, tok, messages, answers, 192)
+    monkeypatch.setattr(metrics, "packs_exactly", lambda model: False)
+    assert packed == pytest.approx(metrics.score(reward, tok, messages, answers, 192), abs=1e-4)
+
+
+def test_greedy_answers_come_back_in_the_prompts_order(models) -> None:
+    from components.models.generation import answer_ids
+
+    policy, tok = models[0], models[1]
+    texts = ("Write a short story about Alice and a red cup.", "Hi", "Name three animals.", "Why?")
+    prompts = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in texts]
+    together = answer_ids(policy, tok, prompts, 12, batch_size=2)  # sorted by length into batches of two
+    assert together == [answer_ids(policy, tok, [p], 12)[0] for p in prompts]

@@ -14,6 +14,7 @@ import torch
 from components.eval.judges import preferences
 from components.models.generation import chunks, decode
 from components.models.lm import collate_blocks, response_logprobs
+from components.models.packing import pack_rows, packs_exactly
 from components.models.reward import RewardModel
 from components.models.text import batch_tensors, completion_ids, join, lm_loss, pad_right, prompt_ids, to_device
 from components.params import PPOParams
@@ -45,7 +46,11 @@ def score(
     rewards: list[float] = []
     for batch in chunks(rows, batch_size):
         ids, mask = pad_right(batch, tok.pad_token_id), pad_right([[1] * len(r) for r in batch], 0)
-        out = model(**to_device({"input_ids": ids, "attention_mask": mask}, model))
+        ids, mask = to_device({"ids": ids, "mask": mask}, model).values()
+        if isinstance(model, RewardModel) and packs_exactly(model.backbone):
+            rewards += model(ids, mask, pack_rows(ids, mask)).tolist()  # padding-free (models/packing.py)
+            continue
+        out = model(input_ids=ids, attention_mask=mask)
         rewards += (out.logits.squeeze(-1) if hasattr(out, "logits") else out).tolist()
     return rewards
 

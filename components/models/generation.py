@@ -149,10 +149,16 @@ def answer_ids(
     max_new_tokens: int,
     batch_size: int = 32,
 ) -> list[str]:
-    """Greedy answers to already tokenised prompts, as text."""
+    """Greedy answers to already tokenised prompts, as text, in the prompts' order.
+
+    Batches hold prompts of similar length (less left padding to run); a greedy answer does not
+    depend on its batch (left padding is invisible to it), so the order changes nothing.
+    """
     model.eval()
-    texts: list[str] = []
-    for batch in chunks(prompts, batch_size):
-        new = generate_ids(model, tok, batch, max_new_tokens)
-        texts.extend(tok.decode(ids, skip_special_tokens=True).strip() for ids in new)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    texts: list[str] = [""] * len(prompts)
+    for batch in chunks(order, batch_size):
+        new = generate_ids(model, tok, [prompts[i] for i in batch], max_new_tokens)
+        for i, ids in zip(batch, new, strict=True):
+            texts[i] = tok.decode(ids, skip_special_tokens=True).strip()
     return texts

@@ -107,7 +107,9 @@ def run_rm(
     # The paper's normalisation: labeler demonstrations score mean 0 before RL (the judge RM's too,
     # on the same demonstrations, so both scales start from one anchor).
     demos = read_jsonl(splits / "train" / "demonstrations.jsonl")
-    raw = score(model, tok, [d["messages"] for d in demos], [d["completion"] for d in demos], context)
+    model.config.reward_bias = 0.0  # the raw scores (an RM initialised from an RM carries its bias)
+    unbiased = RewardModel(model).eval()
+    raw = score(unbiased, tok, [d["messages"] for d in demos], [d["completion"] for d in demos], context)
     model.config.reward_bias = -sum(raw) / len(raw)
     save_pretrained(model, tok, out)
     reward_model = RewardModel(model).eval()

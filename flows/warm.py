@@ -34,11 +34,9 @@ def serve() -> None:
     import importlib
     import pkgutil
 
-    import components
-
     for name in PRELOAD:
         importlib.import_module(name)
-    for module in pkgutil.walk_packages(components.__path__, "components."):
+    for module in pkgutil.walk_packages([str(SOURCES)], "components."):
         importlib.import_module(module.name)
     for line in sys.stdin:
         request = json.loads(line)
@@ -58,9 +56,9 @@ def child(request: dict) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         sys.argv = ["components.cli", *request["args"]]
-        from components.cli import main
+        import runpy
 
-        main()
+        runpy.run_module("components.cli", run_name="__main__", alter_sys=True)  # as `python -m components.cli`
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

@@ -25,3 +25,17 @@ def test_each_benchmark_prints_one_json_line(module, name: str, options: dict, t
     assert len(lines) == 1
     result = json.loads(lines[0])
     assert result["benchmark"] == name and result["value"] > 0
+
+
+@pytest.mark.slow
+def test_the_scaling_benchmark_runs_the_whole_pipeline_at_a_point(capsys, tmp_path) -> None:
+    from benchmarks import scaling
+
+    from .conftest import TINY
+
+    scaling.main([0.005], ["1x32"], TINY, tmp_path / "scaling.png")
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (row,) = result["rows"]
+    assert row["scale"] == 0.005 and row["model"] == "1x32" and row["seconds"] > 0
+    assert set(row["stage_seconds"]) >= {"pretrain", "sft", "rm", "ppo"}
+    assert (tmp_path / "scaling.png").stat().st_size > 0

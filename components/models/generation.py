@@ -105,7 +105,8 @@ def one_token_attention(model: PreTrainedModel) -> Iterator[None]:
     torch's CPU flash kernel costs more per call than the two small matmuls it replaces there.
     """
     before = model.config._attn_implementation
-    switch = model.device.type == "cpu" and before == "sdpa" and model._can_set_attn_implementation()
+    can_switch = getattr(model, "_can_set_attn_implementation", lambda: False)  # a private hook of transformers 5
+    switch = model.device.type == "cpu" and before == "sdpa" and can_switch()
     if switch:
         model.set_attn_implementation("eager")
     try:

@@ -74,7 +74,8 @@ def plot(rows: list[dict], scales: list[float], models: list[str], path: Path) -
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     by_scale = [r for r in rows if r["model"] == models[len(models) // 2]]
-    by_model = [r for r in rows if r["scale"] == scales[len(scales) // 2]]
+    at_middle = [r for r in rows if r["scale"] == scales[len(scales) // 2]]
+    by_model = sorted(at_middle, key=lambda r: models.index(r["model"]))
     axes_of = ((axes[0], "scale", by_scale, "data.scale"), (axes[1], "model", by_model, "model (layers x width)"))
     for ax, key, points, label in axes_of:
         xs = [str(r[key]) for r in points]

@@ -29,42 +29,38 @@ def run(helper: warm.Helper, args: list[str]) -> tuple[int, list[str]]:
     return status, logger.lines
 
 
-def test_a_forked_command_reports_its_output_and_exit_status_and_the_helper_serves_the_next() -> None:
+@pytest.fixture(scope="module")
+def helper():
+    """One helper for the module: each start imports the whole stack (seconds)."""
     helper = warm.Helper()
-    try:
-        status, lines = run(helper, ["stage", "--help"])
-        assert status == 0 and any("stage" in line for line in lines)
-        first = helper.process.pid
-        status, lines = run(helper, ["stage", "no-such-stage"])
-        assert status != 0
-        assert any("no-such-stage" in line for line in lines), "the child's error reaches the log"
-        assert helper.process.pid == first, "one helper serves every stage"
-    finally:
-        helper.close()
+    yield helper
+    helper.close()
 
 
-def test_the_helper_restarts_when_the_sources_change(monkeypatch) -> None:
-    helper = warm.Helper()
-    try:
-        run(helper, ["stage", "--help"])
-        first = helper.process.pid
-        monkeypatch.setattr(warm, "sources_mtime", lambda: helper.started_at + 1)
-        run(helper, ["stage", "--help"])
-        assert helper.process.pid != first, "stale imports are never forked"
-    finally:
-        helper.close()
+def test_a_forked_command_reports_its_output_and_exit_status_and_the_helper_serves_the_next(helper) -> None:
+    status, lines = run(helper, ["stage", "--help"])
+    assert status == 0 and any("stage" in line for line in lines)
+    first = helper.process.pid
+    status, lines = run(helper, ["stage", "no-such-stage"])
+    assert status != 0
+    assert any("no-such-stage" in line for line in lines), "the child's error reaches the log"
+    assert helper.process.pid == first, "one helper serves every stage"
 
 
-def test_a_dead_helper_is_a_failed_stage_and_a_new_helper_next_time() -> None:
-    helper = warm.Helper()
-    try:
-        run(helper, ["stage", "--help"])
-        helper.process.kill()
-        helper.process.wait()
-        status, _ = run(helper, ["stage", "--help"])
-        assert status == 0, "a helper that died is replaced before the next request"
-    finally:
-        helper.close()
+def test_a_dead_helper_is_a_failed_stage_and_a_new_helper_next_time(helper) -> None:
+    run(helper, ["stage", "--help"])
+    helper.process.kill()
+    helper.process.wait()
+    status, _ = run(helper, ["stage", "--help"])
+    assert status == 0, "a helper that died is replaced before the next request"
+
+
+def test_the_helper_restarts_when_the_sources_change(helper, monkeypatch) -> None:
+    run(helper, ["stage", "--help"])
+    first = helper.process.pid
+    monkeypatch.setattr(warm, "sources_mtime", lambda: helper.started_at + 1)
+    run(helper, ["stage", "--help"])
+    assert helper.process.pid != first, "stale imports are never forked"
 
 
 def test_forward_stops_at_the_sentinel_with_the_status() -> None:

@@ -68,10 +68,16 @@ def run_subprocess(args: list[str], root: Path, env: dict[str, str], what: str) 
         raise RuntimeError(f"{what} exited with {process.returncode}; its output is in the log above")
 
 
+def forks_warm(warm_start: bool) -> bool:
+    return warm_start and warm.available() and warm.HELPER.running()
+
+
 def run_cli(args: list[str], root: Path, env: dict[str, str], what: str, warm_start: bool) -> None:
     """`instructflow ARGS` in a process of its own, its output in the run log: forked from the warm
-    helper when WARM_START (orchestration.warm_start) and the system can fork, else a fresh interpreter."""
-    if not (warm_start and warm.available()):
+    helper when WARM_START (orchestration.warm_start) and the run started one (the pipeline does,
+    at its start), else a fresh interpreter. A deployment's flow run on a worker runs one stage:
+    a helper there would import more than that stage needs, once, for nothing."""
+    if not forks_warm(warm_start):
         return run_subprocess([sys.executable, "-m", "components.cli", *args], root, env, what)
     logger = get_run_logger()
     logger.info("$ instructflow %s (forked from the warm helper, flows/warm.py)", " ".join(args))

@@ -109,6 +109,9 @@ class Helper:
             )
         return self.process
 
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def prewarm(self, env: dict[str, str]) -> None:
         """Start the helper now: it imports while the flow does other work (its first stage no longer waits)."""
         with self.lock:
@@ -128,8 +131,12 @@ class Helper:
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.stdin.close()
-            self.process.wait(timeout=10)
+            self.process.stdin.close()  # an idle helper ends at the end of its input
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # still importing: it holds nothing worth waiting for
+                self.process.kill()
+                self.process.wait()
         self.process = None
 
 

@@ -63,6 +63,16 @@ def test_the_helper_restarts_when_the_sources_change(helper, monkeypatch) -> Non
     assert helper.process.pid != first, "stale imports are never forked"
 
 
+def test_a_stage_forks_warm_only_where_the_run_started_a_helper(helper, monkeypatch) -> None:
+    from flows import stage
+
+    monkeypatch.setattr(warm, "HELPER", warm.Helper())
+    assert not stage.forks_warm(True), "a deployment's single stage on a worker starts fresh"
+    monkeypatch.setattr(warm, "HELPER", helper)
+    helper.prewarm(subprocess_env())
+    assert stage.forks_warm(True) and not stage.forks_warm(False)
+
+
 def test_forward_stops_at_the_sentinel_with_the_status() -> None:
     read, write = os.pipe()
     os.write(write, f"one\rtwo\n{warm.SENTINEL}3\n".encode())

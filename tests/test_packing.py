@@ -40,8 +40,9 @@ def rollout_rows(tok) -> tuple[torch.Tensor, ...]:
 def test_rows_are_packed_end_to_end_and_unpacked_in_place() -> None:
     ids = torch.tensor([[0, 5, 6, 7, 0], [8, 9, 10, 11, 12], [0, 0, 13, 14, 0]])
     p = pack_rows(ids, (ids > 0).long())
-    assert p.ids.tolist() == [[8, 9, 10, 11, 12], [5, 6, 7, 13, 14]]
-    assert p.positions.tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 0, 1]]
+    assert p.ids.tolist() == [[5, 6, 7, 8, 9, 10, 11, 12, 13, 14]]
+    assert p.positions.tolist() == [[0, 1, 2, 0, 1, 2, 3, 4, 0, 1]]
+    assert p.bounds.tolist() == [0, 3, 8, 10] and p.longest == 5
     assert p.unpack(p.ids).tolist() == ids.tolist()
 
 
@@ -49,7 +50,7 @@ def test_packed_log_probs_values_and_rewards_equal_the_padded_ones(models) -> No
     policy, tok, value, reward = models
     ids, mask, response_mask, q = rollout_rows(tok)
     p = pack_rows(ids, mask)
-    assert p.ids.numel() < ids.numel(), "the short rows share packed rows"
+    assert p.ids.numel() == mask.sum() < ids.numel(), "the real tokens alone"
     assert packs_exactly(policy) and packs_exactly(value.backbone) and packs_exactly(reward.backbone)
     with torch.no_grad():
         r = response_mask.bool()
@@ -122,3 +123,58 @@ def test_greedy_answers_come_back_in_the_prompts_order(models) -> None:
     prompts = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in texts]
     together = answer_ids(policy, tok, prompts, 12, batch_size=2)  # sorted by length into batches of two
     assert together == [answer_ids(policy, tok, [p], 12)[0] for p in prompts]
+
+
+def test_packed_gradients_equal_the_padded_ones(models) -> None:
+    policy, tok, _, _ = models
+    ids, mask, response_mask, q = rollout_rows(tok)
+    grads = []
+    for p in (None, pack_rows(ids, mask)):
+        policy.zero_grad()
+        (response_logprobs(policy, ids, mask, q, 0.7, p) * response_mask).sum().backward()
+        grads.append([w.grad.clone() for w in policy.parameters()])
+    policy.zero_grad()
+    for padded, packed in zip(*grads, strict=True):
+        assert torch.allclose(padded, packed, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_other_architectures_pack_exactly(kind: str) -> None:
+    """Grouped-query attention with rotary positions (Llama), learned absolute positions (GPT-2)."""
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+    torch.manual_seed(0)
+    if kind == "llama":
+        config = LlamaConfig(
+            vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2,
+        )  # fmt: skip
+    else:
+        config = GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+    assert packs_exactly(model)
+    ids = torch.randint(3, 64, (3, 9))
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 0, 0], [1] * 9, [0, 0, 0, 0, 1, 1, 1, 1, 0]])  # prompts end at column 5
+    response = mask[:, 5:].bool()
+    with torch.no_grad():
+        padded = response_logprobs(model, ids, mask, 5, 0.7)
+        packed = response_logprobs(model, ids, mask, 5, 0.7, pack_rows(ids, mask))
+    assert torch.allclose(padded[response], packed[response], atol=1e-4)
+    assert model.config._attn_implementation == "sdpa", "the switch is undone"
+
+
+def test_decoding_on_the_reserved_cache_equals_the_library_cache(models, monkeypatch) -> None:
+    """Rows that end leave the batch and the cache; the reserved cache gives the library's answers and log-probs."""
+    from transformers import DynamicCache
+
+    from components.models import generation
+
+    policy, tok = models[0], models[1]
+    texts = ("Write a short story about Alice and a red cup.", "Hi", "Name three animals.", "Why?")
+    prompts = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in texts]
+    reserved = generation.decode(policy, tok, prompts, 64, temperature=0.7, generator_seed=5)
+    monkeypatch.setattr(generation, "reserved_cache", lambda model, capacity: DynamicCache(config=model.config))
+    library = generation.decode(policy, tok, prompts, 64, temperature=0.7, generator_seed=5)
+    assert len({len(r) for r in library.responses}) > 1, "some rows end before others"
+    assert reserved.responses == library.responses
+    assert torch.allclose(reserved.logprobs, library.logprobs, atol=1e-4)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.cache_utils import DynamicLayer, StaticLayer
 
 from components.models.model import context_length
 from components.models.text import pad_left, prompt_ids
@@ -72,7 +73,7 @@ def decode(
     mask = pad_left([[1] * len(r) for r in rows], 0).to(device)
     if generator_seed is not None:
         torch.manual_seed(generator_seed)
-    cache = DynamicCache(config=model.config)
+    cache = reserved_cache(model, ids.shape[1] + max_new_tokens)
     position = (mask.cumsum(-1) - 1).clamp(min=0)  # blind to the left padding (models/lm.py's positions)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=position, cache=cache, logits_to_keep=1).logits
     live = torch.arange(n)  # the rows of the batch still in the cache
@@ -96,6 +97,26 @@ def decode(
     responses = [cut(row, tok.eos_token_id) for row in tokens.tolist()]
     width = max(len(r) for r in responses)
     return Decoded(responses, logprobs[:, :width], entropy[:, :width])
+
+
+class ReservedLayer(StaticLayer):
+    """The library's static layer, whose rows can leave the batch.
+
+    The default layer concatenates at every step, copying the whole cache each time; a static one
+    writes each step in place, and attention runs over the reserved length with the unwritten part
+    masked, on contiguous storage (a view of the written part would slow the batched matmuls).
+    """
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized:
+            self.keys, self.values = self.keys[indices], self.values[indices]
+
+
+def reserved_cache(model: PreTrainedModel, capacity: int) -> DynamicCache:
+    """The model's cache layout (sliding windows kept), its full-attention layers reserved for CAPACITY positions."""
+    cache = DynamicCache(config=model.config)
+    cache.layers = [ReservedLayer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
 
 
 @contextmanager

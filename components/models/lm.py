@@ -71,13 +71,15 @@ def response_logprobs(
     temperature: float,
     packing: Packing | None = None,
 ) -> torch.Tensor:
-    """log p of each response token (ids[:, q:]) given what precedes it; from packed rows when PACKING is given.
+    """log p of each response token (ids[:, q:]) given what precedes it; from the packed row when PACKING is given.
 
-    Packed, position j's value is the log-prob of the packed row's next token: the row's own next
-    token wherever it is a real one, some other finite log-prob where it is padding (masked later).
+    Packed, the output layer runs at the positions that predict a response token alone: the
+    prompts' positions need none (transformers' `logits_to_keep` takes their indices).
     """
     if packing is None:
         return token_logprobs(response_logits(model, ids, mask, q), ids[:, q:], temperature)
-    logits = packed_output(model, packing)
-    next_token = token_logprobs(logits[:, :-1], packing.ids[:, 1:], temperature)
-    return response_slice(packing.unpack(torch.nn.functional.pad(next_token, (0, 1))), q)
+    real = packing.mask[:, q:].bool()  # (B, T): the response tokens there are
+    predicting = packing.where[:, q - 1 : -1][real]  # their predecessors' places in the packed row
+    logits = packed_output(model, packing, logits_to_keep=predicting)
+    logp = token_logprobs(logits, packing.ids[:, predicting + 1], temperature)[0]
+    return torch.zeros(real.shape, dtype=logp.dtype, device=logp.device).masked_scatter(real, logp)

@@ -122,6 +122,9 @@ class ResourcesParams(Section):
     )
     mixed_precision: Literal["no", "fp16", "bf16"]
     threads: int = Field(ge=1, description="torch threads per process (1 is fastest for tiny models)")
+    inference_processes: int = Field(
+        ge=1, description="processes that answer and score prompts outside training (forked, on CPU)"
+    )
 
     @field_validator("mixed_precision", mode="before")
     @classmethod

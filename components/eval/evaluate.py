@@ -175,14 +175,17 @@ def kl_to_sft(name: str, model, tok, sft_model, sft_tok, prompts: list[list[int]
     return kl_to(model, sft_model, tok, prompts, p)
 
 
-def model_answers(folder: Path, tokenizer: Path, records: list[dict], gold, scorers: dict, n_new: int):
-    """A model's greedy answers, graded by gold and scored by each reward model in SCORERS {judge: (model, tok)}."""
+def model_answers(folder: Path, tokenizer: Path, records: list[dict], gold, scorers: dict, n_new: int, processes: int):
+    """A model's greedy answers, graded by gold and scored by each reward model in SCORERS {judge: (model, tok)}.
+
+    Answering and scoring split over PROCESSES forked processes (components/forks.py).
+    """
     model, tok = load_causal_lm(folder, device=inference_device()).eval(), load_tokenizer(tokenizer)
     conversations = [r["messages"] for r in records]
-    texts = answer(model, tok, conversations, n_new)
+    texts = answer(model, tok, conversations, n_new, processes=processes)
     grades = [grade(gold[r["id"]], t) for r, t in zip(records, texts, strict=True)] if gold else None
     scores = {
-        judge: score(rm, rm_tok, conversations, texts, context_length(rm.model.config, 1024))
+        judge: score(rm, rm_tok, conversations, texts, context_length(rm.model.config, 1024), processes=processes)
         for judge, (rm, rm_tok) in scorers.items()
     }
     if grades is not None:
@@ -211,7 +214,9 @@ def evaluate_models(
     corpus = corpus_texts(splits, "test")
     loaded, answers = {}, {}
     for name, (folder, tokenizer) in models.items():
-        *loaded[name], answers[name] = model_answers(folder, tokenizer, records, gold, scoring, p.max_new_tokens)
+        *loaded[name], answers[name] = model_answers(
+            folder, tokenizer, records, gold, scoring, p.max_new_tokens, params.resources.inference_processes
+        )
     sft_model, sft_tok = loaded["sft"]
     context = context_length(sft_model.config, params.model.context)
     kl_prompts = [prompt_ids(sft_tok, r["messages"])[-(context - p.max_new_tokens) :] for r in records[: p.kl_prompts]]

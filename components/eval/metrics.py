@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from components.eval.judges import preferences
+from components.forks import map_shares, usable
 from components.models.generation import chunks, decode
 from components.models.lm import collate_blocks, response_logprobs
 from components.models.packing import pack_rows, packs_exactly
@@ -38,11 +39,22 @@ def score(
     completions: Sequence[str],
     max_len: int,
     batch_size: int = 64,
+    processes: int = 1,
 ) -> list[float]:
-    """Reward of each (conversation, completion), bias included when the model is a RewardModel."""
+    """Reward of each (conversation, completion), bias included when the model is a RewardModel.
+
+    PROCESSES > 1 splits the rows over forked processes (components/forks.py).
+    """
     rows = [
         join(prompt_ids(tok, m), completion_ids(tok, c), max_len)[0] for m, c in zip(messages, completions, strict=True)
     ]
+    n = usable(processes, next(model.parameters()).device)
+    return map_shares(lambda share: score_rows(model, tok, share, batch_size), rows, n)
+
+
+@torch.no_grad()
+def score_rows(model: torch.nn.Module, tok, rows: Sequence[list[int]], batch_size: int) -> list[float]:
+    """The model's score of each token row, in batches."""
     rewards: list[float] = []
     for batch in chunks(rows, batch_size):
         ids, mask = pad_right(batch, tok.pad_token_id), pad_right([[1] * len(r) for r in batch], 0)
@@ -66,10 +78,12 @@ def pair_accuracy(records: list[dict], rewards: list[list[float]], orders: list[
     return right / total if total else None
 
 
-def evaluate_rm(model: RewardModel, tok, records: list[dict], gold: dict | None, max_len: int) -> dict:
+def evaluate_rm(
+    model: RewardModel, tok, records: list[dict], gold: dict | None, max_len: int, processes: int = 1
+) -> dict:
     flat_m = [r["messages"] for r in records for _ in r["completions"]]
     flat_c = [c for r in records for c in r["completions"]]
-    flat = score(model, tok, flat_m, flat_c, max_len)
+    flat = score(model, tok, flat_m, flat_c, max_len, processes=processes)
     rewards, i = [], 0
     for r in records:
         rewards.append(flat[i : i + len(r["completions"])])

@@ -5,18 +5,18 @@ are run by components/loop/rounds.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
 from pathlib import Path
-
-import torch
 
 from components.data.io import read_jsonl, write_json, write_jsonl
 from components.errors import StageError
 from components.eval.gold import load_gold
 from components.eval.metrics import evaluate_rm
 from components.eval.report import pyplot, save
+from components.forks import map_shares, usable
 from components.loop.labeling import TASKS, wait_for_labels
 from components.models.generation import generate_ids
 from components.models.model import context_length, inference_device, load_causal_lm, load_tokenizer
@@ -46,25 +46,48 @@ def fresh_prompts(data: Path, r: int, n: int, seed: int) -> list[dict]:
 
 
 def sample_answers(sources: list[Path], prompts: list[dict], params: Params, r: int) -> list[list[str]]:
-    """K answers per prompt (K drawn in k_min..k_max), spread round-robin over the source policies."""
-    p = params.pipeline
-    rng = random.Random(f"k-{p.seed}-{r}")
+    """K answers per prompt (K drawn in k_min..k_max), spread round-robin over the source policies.
+
+    Each batch of prompts draws from its own seed, so the answers do not depend on how the batches
+    are split over `resources.inference_processes`.
+    """
+    rng = random.Random(f"k-{params.pipeline.seed}-{r}")
     ks = [rng.randint(params.data.k_min, params.data.k_max) for _ in prompts]
     answers: list[list[str]] = [[] for _ in prompts]
-    torch.manual_seed(p.seed + r)
     for s, folder in enumerate(sources):
-        model, tok = load_causal_lm(folder, device=inference_device()).eval(), load_tokenizer(folder)
-        context = context_length(model.config, params.model.context)
-        # Source s answers slots s, s + len(sources), ... of each prompt.
-        wanted = [len(range(s, k, len(sources))) for k in ks]
-        for i0 in range(0, len(prompts), 64):
-            batch = list(range(i0, min(i0 + 64, len(prompts))))
-            ids = [prompt_ids(tok, prompts[i]["messages"])[-(context - p.max_new_tokens) :] for i in batch]
-            for draw in range(max(wanted[i] for i in batch)):
-                new = generate_ids(model, tok, ids, p.max_new_tokens, temperature=p.temperature)
-                for i, row in zip(batch, new, strict=True):
-                    if draw < wanted[i]:
-                        answers[i].append(tok.decode(row, skip_special_tokens=True).strip())
+        wanted = [len(range(s, k, len(sources))) for k in ks]  # source s answers slots s, s + len(sources), ...
+        for texts, new in zip(answers, source_answers(folder, prompts, wanted, params, (r, s)), strict=True):
+            texts += new
+    return answers
+
+
+def source_answers(folder: Path, prompts: list[dict], wanted: list[int], params: Params, key: tuple) -> list:
+    """WANTED[i] sampled answers of the policy at FOLDER to prompt i, in batches of 64 over forked processes."""
+    model, tok = load_causal_lm(folder, device=inference_device()).eval(), load_tokenizer(folder)
+    context = context_length(model.config, params.model.context)
+    batches = [list(range(i0, min(i0 + 64, len(prompts)))) for i0 in range(0, len(prompts), 64)]
+
+    def draw(share: list[list[int]]) -> list[list[list[str]]]:
+        return [
+            draw_batch(model, tok, [prompts[i] for i in b], [wanted[i] for i in b], params, context, (*key, b[0]))
+            for b in share
+        ]
+
+    drawn = map_shares(draw, batches, usable(params.resources.inference_processes, model.device))
+    return [texts for batch in drawn for texts in batch]
+
+
+def draw_batch(model, tok, prompts: list[dict], wanted: list[int], params: Params, context: int, key: tuple) -> list:
+    """WANTED[i] sampled answers to each prompt, from a seed of its own (the pipeline seed and KEY)."""
+    p = params.pipeline
+    ids = [prompt_ids(tok, q["messages"])[-(context - p.max_new_tokens) :] for q in prompts]
+    seed = int.from_bytes(hashlib.sha256(repr((p.seed, *key)).encode()).digest()[:4], "big")
+    answers: list[list[str]] = [[] for _ in prompts]
+    for d in range(max(wanted)):
+        new = generate_ids(model, tok, ids, p.max_new_tokens, temperature=p.temperature, generator_seed=seed + d)
+        for texts, row, k in zip(answers, new, wanted, strict=True):
+            if d < k:
+                texts.append(tok.decode(row, skip_special_tokens=True).strip())
     return answers
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.cache_utils import DynamicLayer, StaticLayer
 
+from components.forks import map_shares, usable
 from components.models.model import context_length
 from components.models.text import pad_left, prompt_ids
 
@@ -159,9 +160,11 @@ def answer(
     conversations: Sequence[list[dict]],
     max_new_tokens: int,
     batch_size: int = 32,
+    processes: int = 1,
 ) -> list[str]:
     """Greedy answers to conversations, as text without the end-of-sequence token."""
-    return answer_ids(model, tok, [prompt_ids(tok, m) for m in conversations], max_new_tokens, batch_size)
+    prompts = [prompt_ids(tok, m) for m in conversations]
+    return answer_ids(model, tok, prompts, max_new_tokens, batch_size, processes)
 
 
 def answer_ids(
@@ -170,12 +173,16 @@ def answer_ids(
     prompts: Sequence[list[int]],
     max_new_tokens: int,
     batch_size: int = 32,
+    processes: int = 1,
 ) -> list[str]:
     """Greedy answers to already tokenised prompts, as text, in the prompts' order.
 
     Batches hold prompts of similar length (less left padding to run); a greedy answer does not
-    depend on its batch (left padding is invisible to it), so the order changes nothing.
+    depend on its batch (left padding is invisible to it), so neither the order nor the split
+    over PROCESSES (forked, components/forks.py) changes anything.
     """
+    if (n := usable(processes, model.device)) > 1:
+        return map_shares(lambda share: answer_ids(model, tok, share, max_new_tokens, batch_size), prompts, n)
     model.eval()
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     texts: list[str] = [""] * len(prompts)

@@ -309,7 +309,7 @@ def run_ppo(
     save_pretrained(final, tok, out)
     seconds = run.finish()
     history = run.history
-    summary = evaluate_policy(final, ref, tok, data, splits, gold, p, context)
+    summary = evaluate_policy(final, ref, tok, data, splits, gold, p, context, params.resources.inference_processes)
     if history and accelerator.is_main_process:
         write_history(history, plots, tracker)
     return {**summary, **training_summary(history, seconds, stopped, p)}
@@ -335,12 +335,14 @@ def training_summary(history: list[dict], seconds: float, stopped: str | None, p
     }
 
 
-def evaluate_policy(policy, sft, tok, data: Path, splits: Path, gold, p: PPOParams, context: int) -> dict:
+def evaluate_policy(
+    policy, sft, tok, data: Path, splits: Path, gold, p: PPOParams, context: int, processes: int = 1
+) -> dict:
     """Win rate against SFT under the gold grader, KL to SFT, and the alignment tax (corpus perplexity)."""
     test = read_jsonl(splits / "test" / "prompts.jsonl")[: p.eval_prompts]
     prompts = [prompt_ids(tok, r["messages"])[-(context - p.max_new_tokens) :] for r in test]
-    ppo_answers = answer_ids(policy, tok, prompts, p.max_new_tokens)
-    sft_answers = answer_ids(sft, tok, prompts, p.max_new_tokens)
+    ppo_answers = answer_ids(policy, tok, prompts, p.max_new_tokens, processes=processes)
+    sft_answers = answer_ids(sft, tok, prompts, p.max_new_tokens, processes=processes)
     ppo_gold, sft_gold = gold_scores(gold, test, ppo_answers), gold_scores(gold, test, sft_answers)
     held_out = pack(corpus_texts(splits, "valid"), tok, context)
     return {

@@ -109,18 +109,19 @@ def run_rm(
     demos = read_jsonl(splits / "train" / "demonstrations.jsonl")
     model.config.reward_bias = 0.0  # the raw scores (an RM initialised from an RM carries its bias)
     unbiased = RewardModel(model).eval()
-    raw = score(unbiased, tok, [d["messages"] for d in demos], [d["completion"] for d in demos], context)
+    n = params.resources.inference_processes
+    raw = score(unbiased, tok, [d["messages"] for d in demos], [d["completion"] for d in demos], context, processes=n)
     model.config.reward_bias = -sum(raw) / len(raw)
     save_pretrained(model, tok, out)
     reward_model = RewardModel(model).eval()
     held_out = read_jsonl(splits / "test" / "comparisons.jsonl")[: p.eval_comparisons or None]
     test_demos = read_jsonl(splits / "test" / "demonstrations.jsonl")
     demo_rewards = score(
-        reward_model, tok, [d["messages"] for d in test_demos], [d["completion"] for d in test_demos], context
+        reward_model, tok, [d["messages"] for d in test_demos], [d["completion"] for d in test_demos], context, 64, n
     )
     completions = sum(len(e["sequences"]) for e in train) * p.epochs
     return {
-        **evaluate_rm(reward_model, tok, held_out, load_gold(data), context),
+        **evaluate_rm(reward_model, tok, held_out, load_gold(data), context, n),
         "reward_bias": model.config.reward_bias,
         "demo_mean_reward": sum(demo_rewards) / len(demo_rewards) if demo_rewards else None,
         "train_demo_mean_reward": sum(raw) / len(raw) + model.config.reward_bias,

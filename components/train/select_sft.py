@@ -30,6 +30,7 @@ def run_select_sft(params: Params, data: Path, splits: Path, sft: Path, rm: Path
     reward_model, rm_tok = load_reward_model(rm, device=device)
     context = context_length(reward_model.model.config, params.model.context)
     gold = load_gold(data)
+    processes = params.resources.inference_processes
     epochs = sorted(d for d in sft.iterdir() if d.is_dir() and d.name.startswith("epoch-"))
     if not epochs:
         raise FileNotFoundError(f"{sft}: no epoch-NN checkpoints")
@@ -37,8 +38,8 @@ def run_select_sft(params: Params, data: Path, splits: Path, sft: Path, rm: Path
     scores: dict[str, dict[str, float | None]] = {}
     for step, folder in enumerate(epochs, start=1):
         model, tok = load_causal_lm(folder, device=device).eval(), load_tokenizer(folder)
-        answers = answer(model, tok, conversations, p.max_new_tokens)
-        reward = mean(score(reward_model, rm_tok, conversations, answers, context))
+        answers = answer(model, tok, conversations, p.max_new_tokens, processes=processes)
+        reward = mean(score(reward_model, rm_tok, conversations, answers, context, processes=processes))
         scores[folder.name] = {"rm_score": reward, "gold_score": mean(gold_scores(gold, prompts, answers))}
         tracker.log({"rm_score": reward or 0.0, "gold_score": scores[folder.name]["gold_score"] or 0.0}, step=step)
     chosen = max(scores, key=lambda name: scores[name]["rm_score"])

@@ -8,11 +8,16 @@ where it runs; backward twice the forward.
 
     python -m benchmarks.mfu                         # the params' model shape
     python -m benchmarks.mfu --n-layer 6 --n-embd 384
+    python -m benchmarks.mfu --processes 2           # two processes, DDP over gloo as the stages train
+
+With two processes each takes half of every batch (as `resources.processes` 2 splits them) and
+the gradients are all-reduced each step; the peak is then two matmul loops run at once, summed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -80,34 +85,36 @@ def ppo_update_step(policy, value, batch: int, query: int, response: int, vocab:
     return step
 
 
-def main(params: Params | None = None, repeats: int = 5, n_layer: int | None = None, n_embd: int | None = None) -> None:
-    params = params or benchmark_params()
-    shape = {k: v for k, v in {"n_layer": n_layer, "n_embd": n_embd}.items() if v}
-    if n_embd:
-        shape["n_head"] = max(1, n_embd // 64)
-    params = params.model_copy(update={"model": params.model.model_copy(update=shape)})
+def cases(params: Params, world: int = 1) -> dict:
+    """{case: (step, FLOPs of the whole step across the WORLD processes)}; each process takes 1/WORLD of a batch."""
     m, vocab = params.model, params.model.vocab_size
     lm, _ = default_model("lm", params)
     value, _ = default_model("rm", params)
     lm.train(), value.train()
+    if world > 1:
+        lm, value = torch.nn.parallel.DistributedDataParallel(lm), torch.nn.parallel.DistributedDataParallel(value)
     context, sft_length = m.context, 64
     ppo = params.ppo
     query, response = 40, ppo.max_new_tokens
-    cases = {
+    pretrain, sft, minibatch = (
+        b // world for b in (params.pretrain.batch_size, params.sft.batch_size, ppo.minibatch_size)
+    )
+    return {
         # pretraining: blocks of the full context, loss everywhere
         "pretrain": (
-            lm_train_step(lm, params.pretrain.batch_size, context, vocab),
-            params.pretrain.batch_size * 3 * forward_flops(m.n_layer, m.n_embd, vocab, context, context),
+            lm_train_step(lm, pretrain, context, vocab),
+            pretrain * world * 3 * forward_flops(m.n_layer, m.n_embd, vocab, context, context),
         ),
         # SFT: a demonstration of ~64 tokens; the output layer runs everywhere (HF computes all logits)
         "sft": (
-            lm_train_step(lm, params.sft.batch_size, sft_length, vocab, prompt=sft_length // 2),
-            params.sft.batch_size * 3 * forward_flops(m.n_layer, m.n_embd, vocab, sft_length, sft_length),
+            lm_train_step(lm, sft, sft_length, vocab, prompt=sft_length // 2),
+            sft * world * 3 * forward_flops(m.n_layer, m.n_embd, vocab, sft_length, sft_length),
         ),
         # PPO's update: policy with the output layer on the response, value model (its head is one number)
         "ppo_update": (
-            ppo_update_step(lm, value, ppo.minibatch_size, query, response, vocab),
-            ppo.minibatch_size
+            ppo_update_step(lm, value, minibatch, query, response, vocab),
+            minibatch
+            * world
             * 3
             * (
                 forward_flops(m.n_layer, m.n_embd, vocab, query + response, response + 1)
@@ -115,20 +122,80 @@ def main(params: Params | None = None, repeats: int = 5, n_layer: int | None = N
             ),
         ),
     }
-    peak = matmul_peak(1024, m.n_embd, vocab)
+
+
+def measure(params: Params, repeats: int, world: int = 1) -> tuple[float, dict]:
+    """The matmul peak (summed over the processes) and each case's achieved FLOP/s and MFU."""
+    barrier = torch.distributed.barrier if world > 1 else (lambda: None)
+    found = cases(params, world)
+    barrier()
+    peak = matmul_peak(1024, params.model.n_embd, params.model.vocab_size) * world  # each process's loop at once
     result = {}
-    for name, (step, flops) in cases.items():
+    for name, (step, flops) in found.items():
+        barrier()
         seconds, steps = timed(step, warmup=2, repeats=repeats)
         achieved = flops * steps / seconds
         result[name] = {"gflops": round(achieved / 1e9, 2), "mfu": round(achieved / peak, 3)}
+    return peak, result
+
+
+def rank_main(rank: int, params: Params, repeats: int, port: int, out: str) -> None:
+    """One of two processes: join the gloo group, measure, and rank 0 writes what it measured."""
+    import json
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        peak, result = measure(params, repeats, world=2)
+        if rank == 0:
+            with open(out, "w") as f:
+                json.dump({"peak": peak, "result": result}, f)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def main(
+    params: Params | None = None,
+    repeats: int = 5,
+    n_layer: int | None = None,
+    n_embd: int | None = None,
+    processes: int = 1,
+) -> None:
+    params = params or benchmark_params()
+    shape = {k: v for k, v in {"n_layer": n_layer, "n_embd": n_embd}.items() if v}
+    if n_embd:
+        shape["n_head"] = max(1, n_embd // 64)
+    params = params.model_copy(update={"model": params.model.model_copy(update=shape)})
+    if processes == 1:
+        peak, result = measure(params, repeats)
+    else:
+        peak, result = two_processes(params, repeats)
+    m = params.model
     report(
         "model_flops_utilisation",
         result["sft"]["mfu"],
         "fraction of the matmul peak (sft)",
         peak_gflops=round(peak / 1e9, 2),
         model=f"{m.n_layer}x{m.n_embd}",
+        processes=processes,
         **result,
     )
+
+
+def two_processes(params: Params, repeats: int) -> tuple[float, dict]:
+    import json
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    from components.ports import free_port
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rank0.json")
+        mp.spawn(rank_main, args=(params, repeats, free_port(), out), nprocs=2)
+        with open(out) as f:
+            found = json.load(f)
+    return found["peak"], found["result"]
 
 
 if __name__ == "__main__":
@@ -136,5 +203,6 @@ if __name__ == "__main__":
     parser.add_argument("--n-layer", type=int)
     parser.add_argument("--n-embd", type=int)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--processes", type=int, default=1, choices=(1, 2))
     args = parser.parse_args()
-    main(repeats=args.repeats, n_layer=args.n_layer, n_embd=args.n_embd)
+    main(repeats=args.repeats, n_layer=args.n_layer, n_embd=args.n_embd, processes=args.processes)

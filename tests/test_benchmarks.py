@@ -17,6 +17,7 @@ from components.params import Params
         (rm_throughput, "rm_comparisons_per_second", {}),
         (ppo_throughput, "ppo_episodes_per_second", {"corpus_docs": 100}),
         (mfu, "model_flops_utilisation", {}),
+        (mfu, "model_flops_utilisation", {"processes": 2}),
     ],
 )
 def test_each_benchmark_prints_one_json_line(module, name: str, options: dict, tiny_params: Params, capsys) -> None:

@@ -42,7 +42,7 @@ def train_params(**train: object) -> TrainParams:
     return TrainParams(**{**knobs, **train})
 
 
-ONE_PROCESS = ResourcesParams(num_processes=1, processes={}, mixed_precision="no", threads=1)
+ONE_PROCESS = ResourcesParams(num_processes=1, processes={}, mixed_precision="no", threads=1, inference_processes=1)
 
 
 def run(out: Path, run_dir: Path, dropout: float = 0.0, stop_after: int | None = None, **train: object) -> dict:

@@ -18,6 +18,7 @@ LAYERS = [
         "components.paths",
         "components.ports",
         "components.hashing",
+        "components.forks",
         "components.tracking",
         "components.data.schema",
     ],

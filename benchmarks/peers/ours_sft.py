@@ -16,22 +16,15 @@ import torch
 
 from benchmarks.common import benchmark_params
 from components.data.io import read_jsonl
-from components.models.lm import lm_step
 from components.models.model import context_length, load_causal_lm, load_tokenizer
 from components.models.text import collate_lm
 from components.tracking import Tracker
 from components.train.core import fit
-from components.train.sft import completion_loss, examples
+from components.train.sft import completion_loss, examples, sft_step
 
 
-def step(model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-    """run_sft's step (a closure there): the LM loss on completion tokens, real tokens counted."""
-    loss, numbers = lm_step(model, batch)
-    return loss, {**numbers, "tokens": int(batch["attention_mask"].sum())}
-
-
-def main(case: Path, settings: dict, grouped: bool = True) -> dict:
-    """GROUPED: batches of similar lengths, as the stage cuts them; False: a plain seeded shuffle, as TRL's."""
+def main(case: Path, settings: dict, grouped: bool = False) -> dict:
+    """The stage's step and batches (a plain seeded shuffle, as TRL's); GROUPED: batches of similar lengths."""
     params = benchmark_params()
     p = params.sft.model_copy(update=settings)
     tok = load_tokenizer(case / "policy")
@@ -44,7 +37,7 @@ def main(case: Path, settings: dict, grouped: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
         model, result = fit(
-            model, train, collate, step, p, params.resources, Path(run_dir), Tracker(False), "peers", desc="sft",
+            model, train, collate, sft_step, p, params.resources, Path(run_dir), Tracker(False), "peers", desc="sft",
             lengths=lengths if grouped else None,
         )  # fmt: skip
         seconds = time.perf_counter() - start
@@ -65,6 +58,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case", type=Path)
     parser.add_argument("--settings", type=json.loads, default={})
-    parser.add_argument("--ungrouped", action="store_true", help="batches in a plain seeded shuffle")
+    parser.add_argument(
+        "--grouped", action="store_true", help="batches of similar lengths (the stage's before packing)"
+    )
     args = parser.parse_args()
-    print(json.dumps(main(args.case, args.settings, not args.ungrouped)))
+    print(json.dumps(main(args.case, args.settings, args.grouped)))

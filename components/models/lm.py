@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 from components.models.model import DOC
-from components.models.packing import Packing, packed_output
-from components.models.text import lm_loss
+from components.models.packing import Packing, pack_rows, packed_output, packs_exactly
+from components.models.text import IGNORE, lm_loss
 
 
 def pack(texts: list[str], tok, block: int) -> list[dict]:
@@ -27,10 +27,19 @@ def collate_blocks(batch: list[dict]) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": ids}
 
 
-def lm_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
-    loss, n = lm_loss(logits, batch["labels"])
-    return loss, {"tokens": batch["input_ids"].numel(), "examples": len(batch["input_ids"]), "target_tokens": n}
+def lm_step(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], packed: bool = False
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The LM loss of a batch; PACKED runs it on the batch's real tokens alone (models/packing.py) where exact."""
+    ids, mask = batch["input_ids"], batch.get("attention_mask")
+    if packed and mask is not None and packs_exactly(getattr(model, "module", model)):
+        p = pack_rows(ids, mask)
+        labels = batch["labels"][mask.bool()].clone()
+        labels[p.bounds[:-1].long()] = IGNORE  # a sequence's first token is no target (it follows another's last)
+        loss, n = lm_loss(packed_output(model, p), labels[None])
+    else:
+        loss, n = lm_loss(model(input_ids=ids, attention_mask=mask).logits, batch["labels"])
+    return loss, {"tokens": ids.numel(), "examples": len(ids), "target_tokens": n}
 
 
 def positions(mask: torch.Tensor) -> torch.Tensor:

@@ -131,7 +131,7 @@ _checked: WeakKeyDictionary[torch.nn.Module, bool] = WeakKeyDictionary()
 
 def packed_output(model: torch.nn.Module, packing: Packing, **kwargs) -> torch.Tensor:
     """MODEL's per-position output over the packed row, (1, N, ...); no cache, which would build a mask."""
-    with attention_within_sequences(model):
+    with attention_within_sequences(getattr(model, "module", model)):  # a DDP wrapper's model
         out = model(
             input_ids=packing.ids, position_ids=packing.positions, use_cache=False, **packing.varlen(), **kwargs
         )
@@ -149,12 +149,15 @@ def packs_exactly(model: torch.nn.Module) -> bool:
         device = next(model.parameters()).device
         ids = torch.randint(3, model.get_input_embeddings().num_embeddings, (3, 7), generator=g).to(device)
         mask = torch.tensor([[1] * 7, [0, 0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 1, 0, 0]], device=device)
+        training = model.training
+        model.eval()  # dropout would make the two differ
         padded = output(model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)))
         p = pack_rows(ids, mask)
         try:
             packed = p.unpack(packed_output(model, p))
         except (NotPackable, TypeError, ValueError):  # a model that takes no varlen arguments or cannot switch
             packed = None
+        model.train(training)
         m = mask.bool()
         _checked[model] = packed is not None and torch.allclose(padded[m], packed[m], atol=1e-4, rtol=1e-3)
     return _checked[model]

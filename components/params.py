@@ -171,6 +171,7 @@ class SFTParams(TrainParams):
         ge=0, lt=1, description="share of training examples that are corpus blocks (the paper's PPO init: 10%)"
     )
     ptx_block: int = Field(ge=8, description="tokens per corpus block mixed in")
+    group_by_length: bool = Field(description="batches of similar lengths (else a plain seeded shuffle)")
     eval_prompts: int = Field(ge=1, description="test prompts answered for gold_score")
     max_new_tokens: int = Field(ge=1)
 

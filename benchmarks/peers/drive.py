@@ -36,15 +36,15 @@ TRAINER_MISMATCHES = [
 ]
 
 UNGROUPED_HELP = "our batches in a plain seeded shuffle, as TRL's, not grouped by length as the stage cuts them"
-GROUPED_HELP = "our batches grouped by length (the SFT stage's way before it packed), not shuffled as TRL's"
 
 
 def batches_mismatch(grouped: bool, items: str) -> str:
     """How the batches are cut on each side: ours as its stage does (GROUPED) or in a plain shuffle."""
     if grouped:
         return (
-            f"batches: ours groups {items} of similar length into a step "
-            f"(components.train.core.epoch_order: less padding); TRL samples at random and pads a batch to its longest"
+            f"batches: ours groups {items} of similar length into a step, as the stage does "
+            f"(components.train.core.epoch_order: less padding); TRL samples at random and pads a batch to its "
+            f"longest (--ungrouped: ours shuffled alike)"
         )
     return f"batches: both shuffle ({items}: ours a seeded permutation, not grouped; TRL its RandomSampler)"
 

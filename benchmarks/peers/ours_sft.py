@@ -23,8 +23,8 @@ from components.train.core import fit
 from components.train.sft import completion_loss, examples, sft_step
 
 
-def main(case: Path, settings: dict, grouped: bool = False) -> dict:
-    """The stage's step and batches (a plain seeded shuffle, as TRL's); GROUPED: batches of similar lengths."""
+def main(case: Path, settings: dict, grouped: bool = True) -> dict:
+    """GROUPED: batches of similar lengths, as the stage cuts them; False: a plain seeded shuffle, as TRL's."""
     params = benchmark_params()
     p = params.sft.model_copy(update=settings)
     tok = load_tokenizer(case / "policy")
@@ -58,8 +58,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case", type=Path)
     parser.add_argument("--settings", type=json.loads, default={})
-    parser.add_argument(
-        "--grouped", action="store_true", help="batches of similar lengths (the stage's before packing)"
-    )
+    parser.add_argument("--ungrouped", action="store_true", help="batches in a plain seeded shuffle")
     args = parser.parse_args()
-    print(json.dumps(main(args.case, args.settings, args.grouped)))
+    print(json.dumps(main(args.case, args.settings, not args.ungrouped)))

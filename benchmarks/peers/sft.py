@@ -51,7 +51,7 @@ def measured_mismatches(peer: list[dict], ours: list[dict]) -> list[str]:
 def compare(folder: Path, shared: dict, rounds: int, costs: bool, grouped: bool) -> dict:
     about = json.loads((folder / "case.json").read_text())
     ours_cmd = [sys.executable, "-m", "benchmarks.peers.ours_sft", str(folder), "--settings", json.dumps(shared)]
-    ours_cmd += ["--grouped"] if grouped else []
+    ours_cmd += [] if grouped else ["--ungrouped"]
     peer_shared = {**shared, "max_length": about["context"]}
     trl_cmd = [str(PEER), str(drive.HERE / "trl_sft.py"), str(folder), "--settings", json.dumps(peer_shared)]
     ours, peer = drive.alternate(ours_cmd, trl_cmd, rounds)
@@ -94,7 +94,7 @@ def main(
     batch_size: int = 16,
     epochs: int = 1,
     costs: bool = False,
-    grouped: bool = False,
+    grouped: bool = True,
     data: Path | None = Path("data"),
 ) -> dict:
     """CASE: a folder benchmarks.peers.case wrote; None: a fresh one of DEMONSTRATIONS + HELD_OUT demonstrations."""
@@ -116,10 +116,10 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--default-costs", action="store_true", help="one more TRL run per default it ran without")
-    parser.add_argument("--grouped", action="store_true", help=drive.GROUPED_HELP)
+    parser.add_argument("--ungrouped", action="store_true", help=drive.UNGROUPED_HELP)
     parser.add_argument("--tiny", action="store_true", help="64 demonstrations, 1 round, no default costs")
     args = parser.parse_args()
-    options = {"case": args.case, "batch_size": args.batch_size, "epochs": args.epochs, "grouped": args.grouped}
+    options = {"case": args.case, "batch_size": args.batch_size, "epochs": args.epochs, "grouped": not args.ungrouped}
     if args.tiny:
         main(1, demonstrations=64, held_out=16, costs=False, **options)
     else:

@@ -92,10 +92,11 @@ def run_sft(params: Params, data: Path, splits: Path, base: Path, out: Path, run
 
     key = values_digest(p, train, base)
     collate = partial(collate_lm, pad_id=tok.pad_token_id)
+    lengths = [len(e["input_ids"]) for e in train] if p.group_by_length else None
     where = (params.resources, run_dir, tracker, key)
-    # A plain seeded shuffle, not batches grouped by length: the packed step runs no padding either
-    # way, and grouping cost held-out loss at one epoch (benchmarks/README.md, "Third round").
-    model, result = fit(model, train, collate, sft_step, p, *where, on_epoch_end=save_epoch, desc="sft")
+    model, result = fit(
+        model, train, collate, sft_step, p, *where, on_epoch_end=save_epoch, desc="sft", lengths=lengths
+    )
     set_dropout(model, 0.0)
     test = read_jsonl(splits / "test" / "prompts.jsonl")[: p.eval_prompts]
     gold = load_gold(data)

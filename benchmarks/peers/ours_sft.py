@@ -34,10 +34,11 @@ def main(case: Path, settings: dict, grouped: bool = True) -> dict:
     train = examples(tok, read_jsonl(case / "sft.jsonl"), context)
     held_out = examples(tok, read_jsonl(case / "sft_heldout.jsonl"), context)
     collate, lengths = partial(collate_lm, pad_id=tok.pad_token_id), [len(e["input_ids"]) for e in train]
+    step = partial(sft_step, packed=not grouped)  # the stage's: padded when grouped, packed when shuffled
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
         model, result = fit(
-            model, train, collate, sft_step, p, params.resources, Path(run_dir), Tracker(False), "peers", desc="sft",
+            model, train, collate, step, p, params.resources, Path(run_dir), Tracker(False), "peers", desc="sft",
             lengths=lengths if grouped else None,
         )  # fmt: skip
         seconds = time.perf_counter() - start

@@ -59,9 +59,13 @@ def completion_loss(model: torch.nn.Module, rows: list[dict], pad_id: int, batch
     return total / max(count, 1)
 
 
-def sft_step(model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-    """The LM loss on completion tokens (corpus blocks: every token), packed; real tokens counted."""
-    loss, numbers = lm_step(model, batch, packed=True)
+def sft_step(model: torch.nn.Module, batch: dict, packed: bool) -> tuple[torch.Tensor, dict[str, float]]:
+    """The LM loss on completion tokens (corpus blocks: every token), PACKED or padded; real tokens counted.
+
+    Shuffled batches pad a lot and packing removes it; batches grouped by length pad little, and
+    there packing's gathers cost more than they save (benchmarks/README.md, "Third round" item 6).
+    """
+    loss, numbers = lm_step(model, batch, packed=packed)
     return loss, {**numbers, "tokens": int(batch["attention_mask"].sum())}
 
 
@@ -94,9 +98,8 @@ def run_sft(params: Params, data: Path, splits: Path, base: Path, out: Path, run
     collate = partial(collate_lm, pad_id=tok.pad_token_id)
     lengths = [len(e["input_ids"]) for e in train] if p.group_by_length else None
     where = (params.resources, run_dir, tracker, key)
-    model, result = fit(
-        model, train, collate, sft_step, p, *where, on_epoch_end=save_epoch, desc="sft", lengths=lengths
-    )
+    step = partial(sft_step, packed=not p.group_by_length)
+    model, result = fit(model, train, collate, step, p, *where, on_epoch_end=save_epoch, desc="sft", lengths=lengths)
     set_dropout(model, 0.0)
     test = read_jsonl(splits / "test" / "prompts.jsonl")[: p.eval_prompts]
     gold = load_gold(data)

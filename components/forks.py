@@ -4,15 +4,16 @@ A stage that answers or scores prompts runs one torch thread, and one thread on 
 faster than two (their kernels are too small to share), so the second core of a CPU machine
 idles. A forked child starts in milliseconds, where a fresh interpreter spends seconds importing
 torch and transformers and loading the models again, and it shares the parent's memory until it
-writes. Each child maps FN over its share of the items and sends the results back pickled
-through a pipe. Only on a CPU and outside a distributed run: CUDA does not survive a fork, and a
-DDP rank already has a core of its own.
+writes. Each child maps FN over its share of the items and sends the results back as JSON
+through a pipe (answers and scores are plain values, and JSON rebuilds no objects). Only on a
+CPU and outside a distributed run: CUDA does not survive a fork, and a DDP rank already has a
+core of its own.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import signal
 import traceback
 from collections.abc import Callable, Sequence
@@ -36,7 +37,7 @@ def usable(processes: int, device: torch.device | str = "cpu") -> int:
 def map_shares(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T], processes: int) -> list[R]:
     """FN(items) computed as FN over interleaved shares (items i, i + n, ...), one share per process.
 
-    FN must give one result per item, each independent of the other items of its share. This
+    FN must give one JSON value per item, each independent of the other items of its share. This
     process computes the first share while the children compute theirs.
     """
     n = min(processes, len(items))
@@ -62,15 +63,15 @@ def map_shares(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T], process
 
 
 def fork(fn: Callable[[Sequence[T]], list[R]], share: list[T]) -> tuple[int, int]:
-    """A child computing FN(SHARE); its pid and the pipe it writes the pickled outcome to."""
+    """A child computing FN(SHARE); its pid and the pipe it writes the outcome to, as JSON."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into the parent's code, never runs its exit handlers
         os.close(read)
         try:
-            outcome = pickle.dumps(("ok", fn(share)))
+            outcome = json.dumps(["ok", fn(share)]).encode()
         except BaseException as e:  # noqa: BLE001 - everything goes back to the parent, which raises it
-            outcome = pickle.dumps(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
+            outcome = json.dumps(["error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"]).encode()
         with os.fdopen(write, "wb") as pipe:
             pipe.write(outcome)
         os._exit(0)
@@ -85,7 +86,7 @@ def collect(pid: int, read: int) -> list:
     _, status = os.waitpid(pid, 0)
     if not data:
         raise ChildFailed(f"a forked child (pid {pid}) died before sending its results (wait status {status})")
-    kind, value = pickle.loads(data)
+    kind, value = json.loads(data)
     if kind == "error":
         raise ChildFailed(f"a forked child (pid {pid}) failed: {value}")
     return value

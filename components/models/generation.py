@@ -11,7 +11,6 @@ call is the model's own, with the library's cache, so any causal LM of transform
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +19,7 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.cache_utils import DynamicLayer, StaticLayer
 
 from components.forks import map_shares, usable
-from components.models.model import context_length
+from components.models.model import attention_switched, context_length
 from components.models.text import pad_left, prompt_ids
 
 
@@ -120,22 +119,14 @@ def reserved_cache(model: PreTrainedModel, capacity: int) -> DynamicCache:
     return cache
 
 
-@contextmanager
-def one_token_attention(model: PreTrainedModel) -> Iterator[None]:
+def one_token_attention(model: PreTrainedModel):
     """Eager attention for the one-query steps on a CPU.
 
     torch's CPU flash kernel costs more per call than the two small matmuls it replaces there.
     """
-    before = model.config._attn_implementation
     can_switch = getattr(model, "_can_set_attn_implementation", lambda: False)  # a private hook of transformers 5
-    switch = model.device.type == "cpu" and before == "sdpa" and can_switch()
-    if switch:
-        model.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        if switch:
-            model.set_attn_implementation(before)
+    cpu_sdpa = model.device.type == "cpu" and model.config._attn_implementation == "sdpa"
+    return attention_switched(model, "eager", cpu_sdpa and can_switch())
 
 
 def cut(row: list[int], eos: int) -> list[int]:

@@ -5,7 +5,8 @@ and the chat template. The reward model is in reward.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -137,3 +138,16 @@ def save_pretrained(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
 
 
 # --- the reward model ----------------------------------------------------------------------
+
+
+@contextmanager
+def attention_switched(model: torch.nn.Module, implementation: str, when: bool = True) -> Iterator[None]:
+    """MODEL's attention implementation set to IMPLEMENTATION for the block (if WHEN), then restored."""
+    before = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    if when:
+        model.set_attn_implementation(implementation)
+    try:
+        yield
+    finally:
+        if when:
+            model.set_attn_implementation(before)

@@ -18,14 +18,14 @@ checks a model once against its padded forward and callers fall back to padding 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from weakref import WeakKeyDictionary
 
 import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
+
+from components.models.model import attention_switched
 
 ATTENTION = "instructflow_sequences"
 VARLEN = ("flash_attention_2", "flash_attention_3", "flash_attention_4")  # read cu_seq_lens themselves
@@ -111,19 +111,10 @@ def sequence_attention(
 AttentionInterface.register(ATTENTION, sequence_attention)
 
 
-@contextmanager
-def attention_within_sequences(model: torch.nn.Module) -> Iterator[None]:
+def attention_within_sequences(model: torch.nn.Module):
     """MODEL's attention switched to `sequence_attention` for the packed forward (flash attention keeps its own)."""
-    config = getattr(model, "config", None)
-    before = getattr(config, "_attn_implementation", None)
-    switch = before not in VARLEN and hasattr(model, "set_attn_implementation")
-    if switch:
-        model.set_attn_implementation(ATTENTION)
-    try:
-        yield
-    finally:
-        if switch:
-            model.set_attn_implementation(before)
+    before = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    return attention_switched(model, ATTENTION, before not in VARLEN and hasattr(model, "set_attn_implementation"))
 
 
 _checked: WeakKeyDictionary[torch.nn.Module, bool] = WeakKeyDictionary()

@@ -117,7 +117,12 @@ def run_rm(
     held_out = read_jsonl(splits / "test" / "comparisons.jsonl")[: p.eval_comparisons or None]
     test_demos = read_jsonl(splits / "test" / "demonstrations.jsonl")
     demo_rewards = score(
-        reward_model, tok, [d["messages"] for d in test_demos], [d["completion"] for d in test_demos], context, 64, n
+        reward_model,
+        tok,
+        [d["messages"] for d in test_demos],
+        [d["completion"] for d in test_demos],
+        context,
+        processes=n,
     )
     completions = sum(len(e["sequences"]) for e in train) * p.epochs
     return {

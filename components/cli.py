@@ -29,6 +29,13 @@ app.add_typer(data_app, name="data")
 label_app = typer.Typer(help="Human labels for a round of the feedback loop.", no_args_is_help=True)
 app.add_typer(label_app, name="label")
 
+
+@app.callback()
+def options(debug: Annotated[bool, typer.Option("--debug", help="show the traceback of every error")] = False) -> None:
+    if debug:
+        os.environ["INSTRUCTFLOW_DEBUG"] = "1"  # subprocesses (stages under the flow) inherit it
+
+
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params file: every default lives there")]
 ProfileOpt = Annotated[Path | None, typer.Option("--profile", help="partial params merged over --params")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override, e.g. data.scale=0.1 (repeatable)")]
@@ -96,7 +103,7 @@ def data_import(
             from components.data.importers import run_import
 
             metrics = run_import(fmt, src, kind, target, category=category, append=append)
-    except (DataError, ValueError, FileNotFoundError) as e:
+    except ValueError as e:  # DataError, and the importers' own ValueErrors for a bad option
         fail(str(e))
     typer.echo(json.dumps(metrics, indent=2))
     typer.echo(f"wrote {target}")
@@ -135,10 +142,7 @@ def stage(
     set_threads()
     if name not in STAGES:
         fail(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
-    try:
-        metrics = STAGES[name].run(params_from(params, profile, set_), Path.cwd())
-    except (StageError, DataError, FileNotFoundError) as e:
-        fail(str(e))
+    metrics = STAGES[name].run(params_from(params, profile, set_), Path.cwd())
     from components.train.launch import inside_launch
 
     if not inside_launch():  # under `accelerate launch` the launching process prints them, once
@@ -214,14 +218,11 @@ def round_(
 
     set_threads()
     p = params_from(params, profile, set_)
-    try:
-        if prepare_only:
-            pending = prepare_round(p, Path.cwd(), number)
-            typer.echo(f"round {number}: {pending} tasks await labels" if pending else f"round {number}: sampled")
-            return
-        row = run_round(p, Path.cwd(), number, run_stage)
-    except (StageError, DataError) as e:  # a round's own errors (labels pending, ...) are StageErrors
-        fail(str(e))
+    if prepare_only:
+        pending = prepare_round(p, Path.cwd(), number)
+        typer.echo(f"round {number}: {pending} tasks await labels" if pending else f"round {number}: sampled")
+        return
+    row = run_round(p, Path.cwd(), number, run_stage)  # a round's own errors (labels pending, ...) are StageErrors
     typer.echo(json.dumps(row, indent=2, sort_keys=True))
 
 
@@ -289,10 +290,7 @@ def label_import(
 ) -> None:
     """Add finished tasks from another tool to the labels (all rows checked first)."""
     sub = label_folder(round_, evaluate)
-    try:
-        n = import_labels(sub, source, labeler)
-    except (DataError, FileNotFoundError) as e:
-        fail(str(e))
+    n = import_labels(sub, source, labeler)
     typer.echo(f"imported {n} labels; {labels_pending(sub)} tasks still pending")
 
 
@@ -352,10 +350,7 @@ def chat(
 def rollback(params: ParamsOpt = Path("params.yaml")) -> None:
     """Move the policy's `champion` alias back to the version that was champion before."""
     p = params_from(params, None, None)
-    try:
-        current, previous = move_back(Path.cwd(), p.promotion)
-    except RegistryError as e:
-        fail(str(e))
+    current, previous = move_back(Path.cwd(), p.promotion)
     typer.echo(f"{p.promotion.policy_name}: champion v{current} -> v{previous}")
 
 
@@ -385,12 +380,29 @@ def deploy(
     typer.echo(f"deployed; start a worker on each machine: prefect worker start --pool {pool}")
 
 
+# The failures a user acts on: our own, and the file system's (a path that is missing, a file where
+# a folder should be, no permission), which name the path. Anything else is a bug and keeps its traceback.
+EXPECTED = (DataError, ParamsError, StageError, RegistryError, OSError)
+
+
+def one_line(error: BaseException) -> str:
+    if isinstance(error, FileExistsError | NotADirectoryError) and Path(error.filename or "").is_file():
+        return f"{error.filename} is a file where a folder is needed (a path under it was asked for)"
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return str(error)
+
+
 def main() -> None:
+    """The one error boundary: an expected failure is one red line and exit 1 (2 for params);
+    `--debug` (or INSTRUCTFLOW_DEBUG=1) shows its traceback too."""
     try:
         app()
-    except ParamsError as e:
-        typer.secho(str(e), err=True, fg=typer.colors.RED)
-        sys.exit(2)
+    except EXPECTED as e:
+        if os.environ.get("INSTRUCTFLOW_DEBUG"):
+            raise
+        typer.secho(one_line(e), err=True, fg=typer.colors.RED)
+        sys.exit(2 if isinstance(e, ParamsError) else 1)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def run(out: Path, run_dir: Path, dropout: float = 0.0, stop_after: int | None =
     )
     if is_main_process():
         save_file({k: v.contiguous() for k, v in model.state_dict().items() if "lm_head" not in k}, str(out))
-    return {"steps": result.steps, "loss": result.last_loss}
+    return {"steps": result.steps, "loss": result.last_loss, "history": result.history}
 
 
 if __name__ == "__main__":

@@ -69,3 +69,65 @@ def test_import_writes_native_records(tmp_path: Path) -> None:
     assert out.exists() and '"category_source"' in out.read_text()
     bad = runner.invoke(app, ["data", "import", "alpaca", str(src), "--kind", "corpus"])
     assert bad.exit_code == 1 and "--kind must be" in bad.output
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str]:
+    """`instructflow ARGV` through the entry point, as the console script runs it: (exit code, stderr)."""
+    monkeypatch.setattr("sys.argv", ["instructflow", *argv])
+    capsys.readouterr()  # what came before is not the command's
+    with pytest.raises(SystemExit) as e:
+        main()
+    return e.value.code, capsys.readouterr().err
+
+
+def model_folder(path: Path, config: dict | None = None, weights: bytes | None = None) -> Path:
+    """A tiny GPT-2 folder as a user might bring it, with its config or weights replaced."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64, n_positions=16)).save_pretrained(path)
+    if config is not None:
+        (path / "config.json").write_text(json.dumps(config))
+    if weights is not None:
+        (path / "model.safetensors").write_bytes(weights)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("no safetensors", "no safetensors weights (found pytorch_model.bin"),
+        ("auto_map", "the model names code of its own (auto_map: ['AutoModelForCausalLM'])"),
+        ("truncated weights", "cannot load the model (Error while deserializing header"),
+    ],
+)
+def test_a_model_base_that_cannot_load_is_one_line_naming_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, case: str, expected: str
+) -> None:
+    folder = model_folder(tmp_path / "base")
+    if case == "no safetensors":
+        (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    elif case == "auto_map":
+        config = json.loads((folder / "config.json").read_text())
+        model_folder(folder, {**config, "auto_map": {"AutoModelForCausalLM": "modeling_x.X"}})
+    else:
+        model_folder(folder, weights=(folder / "model.safetensors").read_bytes()[:5])
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    code, err = run_main(monkeypatch, capsys, "stage", "pretrain", "--set", f"model.base={folder}")
+    last = err.strip().splitlines()[-1]  # MLflow's own lines may come before (it creates the store)
+    assert code == 1 and expected in last and str(folder) in last, err
+    assert "Traceback" not in err, err
+
+
+def test_a_file_where_a_folder_is_needed_is_one_line_and_debug_shows_the_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "afile").write_text("")
+    source = str(SHARED_DATASETS / "alpaca-5000.json")
+    out = str(tmp_path / "afile/x.jsonl")
+    code, err = run_main(monkeypatch, capsys, "data", "import", "alpaca", source, "--out", out)
+    assert code == 1 and "afile is a file where a folder is needed" in err and "Traceback" not in err, err
+    monkeypatch.setattr("sys.argv", ["instructflow", "--debug", "data", "generate", "--out", str(tmp_path / "afile/d")])
+    with pytest.raises(OSError):  # --debug: the error itself, for its traceback
+        main()
+    monkeypatch.delenv("INSTRUCTFLOW_DEBUG")

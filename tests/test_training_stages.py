@@ -155,7 +155,7 @@ def test_weights_load_only_from_safetensors(tmp_path: Path, tiny_params: Params)
     model.save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").unlink()
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
-    with pytest.raises(OSError):
+    with pytest.raises(StageError, match="no safetensors weights .found pytorch_model.bin: pickled weights are never"):
         load_causal_lm(tmp_path)
 
 

@@ -41,10 +41,12 @@ MISMATCHES = drive.TRAINER_MISMATCHES + [
 ]
 
 
-def settings(batch_size: int | None, epochs: int) -> dict:
-    """What both sides share: rm.* of params.yaml (prompts a step: rm.batch_size unless given), the goal's epochs."""
+def settings(batch_size: int | None, epochs: int, seed: int | None = None) -> dict:
+    """What both sides share: rm.* of params.yaml (prompts a step: rm.batch_size unless given, the seed
+    rm.seed unless given), the goal's epochs."""
     rm = benchmark_params().rm
-    return {"seed": rm.seed, "lr": rm.lr, "batch_size": batch_size or rm.batch_size, "epochs": epochs}
+    seed = rm.seed if seed is None else seed
+    return {"seed": seed, "lr": rm.lr, "batch_size": batch_size or rm.batch_size, "epochs": epochs}
 
 
 def peer_settings(shared: dict, about: dict, accumulation: int) -> dict:
@@ -122,10 +124,11 @@ def main(
     grouped: bool = True,
     accumulation: int = 1,
     data: Path | None = Path("data"),
+    seed: int | None = None,
 ) -> dict:
     """CASE: a folder benchmarks.peers.case wrote; None: a fresh one of COMPARISONS + HELD_OUT comparisons."""
     drive.require(PEER)
-    shared = settings(batch_size, epochs)
+    shared = settings(batch_size, epochs, seed)
     with tempfile.TemporaryDirectory() as tmp:
         if case is None:
             case = write_case(Path(tmp) / "case", benchmark_params(), 0, data, None, 0, comparisons, (0, held_out))
@@ -139,6 +142,8 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--case", type=Path, help="a folder benchmarks.peers.case wrote (default: a fresh one)")
     parser.add_argument("--comparisons", type=int, default=64)
+    parser.add_argument("--held-out", type=int, default=64, help="comparisons after them that measure accuracy")
+    parser.add_argument("--seed", type=int, help="both sides' seed (default: rm.seed): run several to see the noise")
     parser.add_argument("--batch-size", type=int, help="prompts a step (default: rm.batch_size)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--default-costs", action="store_true", help="one more TRL run per default it ran without")
@@ -154,7 +159,9 @@ if __name__ == "__main__":
         main(
             args.rounds,
             comparisons=args.comparisons,
+            held_out=args.held_out,
             batch_size=args.batch_size,
+            seed=args.seed,
             costs=args.default_costs,
             **options,
         )

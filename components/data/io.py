@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -110,7 +111,19 @@ def write_jsonl(path: Path | str, records: Iterable[Any]) -> int:
     return n
 
 
+def strict(value: Any) -> Any:
+    """VALUE with every NaN or infinite float as None: JSON has no such numbers (strict readers refuse them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict(v) for v in value]
+    return value
+
+
 def write_json(path: Path | str, value: Any) -> None:
-    """Write one JSON document atomically, pretty-printed with sorted keys."""
+    """Write one JSON document atomically, pretty-printed with sorted keys, in strict JSON."""
+    text = json.dumps(strict(value), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")

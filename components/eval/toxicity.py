@@ -17,6 +17,7 @@ from components.data.io import iter_jsonl
 from components.errors import DataError
 from components.eval.judges import interval
 from components.models.generation import answer, chunks
+from components.models.model import from_folder
 
 
 def read_prompts(path: Path) -> list[str]:
@@ -44,7 +45,7 @@ def toxic_label(config) -> int:
 class ToxicityClassifier:
     def __init__(self, folder: str | Path):
         # Local folders only, weights from safetensors, no remote code (a classifier is data, not a program).
-        self.model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True).eval()
+        self.model = from_folder(AutoModelForSequenceClassification.from_pretrained, folder).eval()
         self.tok = AutoTokenizer.from_pretrained(folder)
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token

@@ -5,7 +5,7 @@ and the chat template. The reward model is in reward.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from components.data.io import atomic_path
+from components.errors import StageError
 from components.params import ModelParams
 from components.tracking import is_main_process
 
@@ -117,8 +118,42 @@ def inference_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def require_model_folder(path: Path | str) -> Path:
+    """PATH as a local Hugging Face folder this project loads: config.json, safetensors weights, and
+    no code of its own (`auto_map`: with trust_remote_code off, transformers would quietly load its
+    built-in class for the model type instead, which may not be the model the folder describes)."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise StageError(f"{path}: not a Hugging Face model folder (no config.json)")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StageError(f"{path / 'config.json'}: not valid JSON ({e})") from None
+    if isinstance(config, dict) and config.get("auto_map"):
+        raise StageError(
+            f"{path / 'config.json'}: the model names code of its own (auto_map: {sorted(config['auto_map'])}); "
+            "instructflow never runs a model's own code: use a model whose architecture transformers has built in"
+        )
+    if not any(path.glob("*.safetensors")):
+        found = sorted(f.name for f in path.glob("*.bin")) + sorted(f.name for f in path.glob("*.pt"))
+        also = f" (found {', '.join(found)}: pickled weights are never loaded; convert them to safetensors)"
+        raise StageError(f"{path}: no safetensors weights" + (also if found else ""))
+    return path
+
+
+def from_folder(load: Callable[..., PreTrainedModel], path: Path | str, **options: object) -> PreTrainedModel:
+    """LOAD (a from_pretrained) on a checked folder; a damaged weights file is one clear error."""
+    from safetensors import SafetensorError
+
+    folder = require_model_folder(path)
+    try:
+        return load(str(folder), use_safetensors=True, trust_remote_code=False, **options)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise StageError(f"{folder}: cannot load the model ({' '.join(str(e).split())})") from None
+
+
 def load_causal_lm(path: Path | str, dropout: float = 0.0, device: torch.device | str = "cpu") -> PreTrainedModel:
-    model = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
+    model = from_folder(AutoModelForCausalLM.from_pretrained, path)
     set_dropout(model, dropout)
     return model.to(device)
 

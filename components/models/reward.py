@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
 
 from components.errors import DataError
-from components.models.model import load_tokenizer, set_dropout
+from components.models.model import from_folder, load_tokenizer, set_dropout
 from components.models.packing import Packing, packed_output
 
 
@@ -20,11 +20,10 @@ def reward_model_from(path: Path | str, pad_token_id: int) -> PreTrainedModel:
     Only the head may be missing from the folder: a backbone that did not load would train from
     random weights, which transformers reports only as a warning (hidden at our verbosity).
     """
-    model, info = AutoModelForSequenceClassification.from_pretrained(
-        str(path),
+    model, info = from_folder(
+        AutoModelForSequenceClassification.from_pretrained,
+        path,
         num_labels=1,
-        use_safetensors=True,
-        trust_remote_code=False,
         pad_token_id=pad_token_id,
         output_loading_info=True,
     )
@@ -69,7 +68,7 @@ class RewardModel(torch.nn.Module):
 
 def load_scorer(path: Path | str) -> PreTrainedModel:
     """A trained reward model's Hugging Face model (backbone and head, no bias), dropout off."""
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False)
+    model = from_folder(AutoModelForSequenceClassification.from_pretrained, path)
     set_dropout(model, 0.0)
     return model
 

@@ -31,12 +31,14 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from components.errors import StageError
+from components.hashing import file_hash
 from components.params import ResourcesParams, TrainParams
 from components.tracking import Tracker
 
 # A tied output embedding is saved once and re-tied on load (the resume tests check it); accelerate
 # warns about it at every checkpoint, which only buries the progress bars.
 logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
+logger = logging.getLogger(__name__)
 
 # loss_fn(model, batch) -> (loss to minimise, numbers to log; "tokens" and "examples" count throughput)
 LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
@@ -45,6 +47,27 @@ EpochEnd = Callable[[int, torch.nn.Module], dict[str, float] | None]
 
 class Interrupted(RuntimeError):
     """Raised by `stop_after` to simulate a crash (tests of resume)."""
+
+
+class Diverged(StageError):
+    """A loss or a weight became NaN or infinite: the stage stops before it saves a broken model."""
+
+
+def require_finite(value: float, what: str, section: str, lr: float) -> None:
+    """Stop with the step and the knob to turn when VALUE (a loss) is NaN or infinite."""
+    if not math.isfinite(value):
+        raise Diverged(
+            f"{section}: {what} is {value}: training diverged and nothing was saved. Lower {section}.lr "
+            f"(now {lr:g}) or raise its warmup_steps; the last checkpoint, if any, is kept but resumes only "
+            "with the same params"
+        )
+
+
+def require_finite_weights(model: torch.nn.Module, section: str, lr: float) -> None:
+    """The last step's update can break the weights after a finite loss: check them before saving."""
+    broken = next((name for name, w in model.named_parameters() if not torch.isfinite(w).all()), None)
+    if broken is not None:
+        require_finite(float("nan"), f"the weight {broken} after the last step", section, lr)
 
 
 @dataclass
@@ -127,26 +150,73 @@ def epoch_loader(
     )
 
 
+def fresh() -> dict[str, Any]:
+    """Where a run with no checkpoint starts (new lists each time: a run appends to its history)."""
+    return {"step": 0, "epoch": 0, "batch": 0, "history": [], "counters": {}}
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file a checkpoint holds but its own trainer_state.json."""
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.name != "trainer_state.json")
+    return {str(f.relative_to(folder)): file_hash(f, "sha256").hexdigest() for f in files}
+
+
+def damage(folder: Path, state: dict) -> str | None:
+    """What is wrong with a checkpoint's files against the checksums saved with them, or None.
+
+    accelerate loads a truncated random state with only a log line, and a truncated model or
+    optimizer file with a traceback on every later run: the files are checked before any is read.
+    """
+    saved = state.get("files")
+    if not isinstance(saved, dict):
+        return "no checksums (written by an older instructflow)"
+    found = checksums(folder)
+    for name, digest in saved.items():
+        if name not in found:
+            return f"{name} is missing"
+        if found[name] != digest:
+            return f"{name} does not match its checksum (truncated or overwritten)"
+    return None
+
+
 class Checkpoints:
-    """Full training state under DIR/state, tagged with a fingerprint of what is being trained."""
+    """Full training state under DIR/state, tagged with a fingerprint of what is being trained.
+
+    trainer_state.json holds the step, the run's history and counters (so a resumed run reports
+    the whole run) and a checksum of every other file; a checkpoint that fails them is set aside
+    and the stage trains from its start, which ends in the same weights.
+    """
 
     def __init__(self, folder: Path, fingerprint: str):
         self.folder, self.fingerprint = folder / "state", fingerprint
 
-    def load(self, accelerator: Accelerator) -> dict[str, int]:
+    def load(self, accelerator: Accelerator) -> dict[str, Any]:
         meta = self.folder / "trainer_state.json"
-        if not meta.exists():
-            return {"step": 0, "epoch": 0, "batch": 0}
-        state = json.loads(meta.read_text())
-        if state.get("fingerprint") != self.fingerprint:  # another config or data: start over
-            if accelerator.is_main_process:
-                shutil.rmtree(self.folder, ignore_errors=True)
-            accelerator.wait_for_everyone()
-            return {"step": 0, "epoch": 0, "batch": 0}
+        if not self.folder.exists():
+            return fresh()
+        try:
+            state = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            state, problem = {}, f"trainer_state.json is unreadable ({type(e).__name__})"
+        else:
+            problem = None if state.get("fingerprint") == self.fingerprint else "another config or data"
+            problem = problem or damage(self.folder, state)
+        if problem is not None:
+            if problem != "another config or data":
+                logger.warning("%s: checkpoint set aside, %s: training from the start", self.folder, problem)
+            self.discard(accelerator)
+            return fresh()
         accelerator.load_state(str(self.folder))
-        return {k: state[k] for k in ("step", "epoch", "batch")}
+        return {k: state.get(k, default) for k, default in fresh().items()}
 
-    def save(self, accelerator: Accelerator, step: int, epoch: int, batch: int) -> None:
+    def discard(self, accelerator: Accelerator) -> None:
+        accelerator.wait_for_everyone()  # every process has read it before it goes
+        if accelerator.is_main_process:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        accelerator.wait_for_everyone()
+
+    def save(self, accelerator: Accelerator, step: int, epoch: int, batch: int, **extra: Any) -> None:
+        """Save the full state at STEP; EXTRA (history, counters) goes into trainer_state.json."""
         tmp = self.folder.with_name("state.tmp")
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)  # what a crash mid-save left
@@ -156,8 +226,9 @@ class Checkpoints:
         # writes (FileExistsError, or a rank's random state left behind in a new state.tmp).
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            meta = {"fingerprint": self.fingerprint, "step": step, "epoch": epoch, "batch": batch}
-            (tmp / "trainer_state.json").write_text(json.dumps(meta))
+            meta = {"fingerprint": self.fingerprint, "step": step, "epoch": epoch, "batch": batch, **extra}
+            meta["files"] = checksums(tmp)
+            (tmp / "trainer_state.json").write_text(json.dumps(meta), encoding="utf-8")
             shutil.rmtree(self.folder, ignore_errors=True)
             tmp.rename(self.folder)
         accelerator.wait_for_everyone()
@@ -188,6 +259,7 @@ class TrainingRun:
         self.checkpoints = Checkpoints(run_dir, fingerprint)
         self.total, self.tracker, self.desc, self.stop_after = total, tracker, desc, stop_after
         self.history: list[dict[str, Any]] = []
+        self.counters: dict[str, float] = {}  # tokens, examples: with the history, they go into checkpoints
 
     def schedule(self, optimizer: torch.optim.Optimizer, steps: int, warmup: int, floor: float) -> LambdaLR:
         """lr_lambda over STEPS optimizer steps (floor 1: constant after the warmup), saved with checkpoints.
@@ -201,7 +273,8 @@ class TrainingRun:
         for thing in stateful:
             self.accelerator.register_for_checkpointing(thing)
         start = self.checkpoints.load(self.accelerator)
-        self.began = time.perf_counter()
+        self.history, self.counters = start["history"], start["counters"]
+        self.began = time.perf_counter() - self.counters.get("seconds", 0.0)  # a resumed run's seconds go on
         self.bar = progress(self.total, start["step"], self.desc, not self.accelerator.is_main_process)
         return start
 
@@ -214,8 +287,13 @@ class TrainingRun:
         self.history.append({"step": step, **row})
         self.tracker.log({f"{prefix}{k}": v for k, v in row.items() if v is not None}, step=step)
 
+    def count(self, **numbers: float) -> None:
+        for name, n in numbers.items():
+            self.counters[name] = self.counters.get(name, 0) + n
+
     def save(self, step: int, epoch: int = 0, batch: int = 0) -> None:
-        self.checkpoints.save(self.accelerator, step, epoch, batch)
+        counters = {**self.counters, "seconds": time.perf_counter() - self.began}
+        self.checkpoints.save(self.accelerator, step, epoch, batch, history=self.history, counters=counters)
 
     def crash_if_asked(self, step: int) -> None:
         if self.stop_after is not None and step >= self.stop_after:
@@ -249,6 +327,7 @@ def fit(
     `lengths` (tokens per example) groups similar lengths into a batch to cut padding.
     """
     set_seed(params.seed)
+    section = desc.split(" ")[0]  # the params section: "rm (judge)" trains with rm.*
     steps_per_epoch = math.ceil(len(dataset) / params.batch_size)
     total = steps_per_epoch * params.epochs
     run = TrainingRun(resources, run_dir, fingerprint, total, tracker, desc, params.grad_accum, stop_after)
@@ -265,8 +344,8 @@ def fit(
     schedule = run.schedule(optimizer, total, params.warmup_steps, params.min_lr_ratio)
     model, optimizer = accelerator.prepare(model, optimizer)
     start = run.resume(schedule)
-    step, last_loss = start["step"], float("nan")
-    tokens = examples = 0
+    step = start["step"]
+    last_loss = next((h["loss"] for h in reversed(run.history) if "loss" in h), float("nan"))
     model.train()
     for epoch in range(start["epoch"], params.epochs):
         loader = accelerator.prepare(epoch_loader(dataset, lengths, params, epoch, collate, micro))
@@ -282,12 +361,12 @@ def fit(
                 if accelerator.sync_gradients:
                     schedule.step()
                 optimizer.zero_grad()
-            tokens += numbers.get("tokens", 0)
-            examples += numbers.get("examples", 0)
+            run.count(tokens=numbers.get("tokens", 0), examples=numbers.get("examples", 0))
             if not accelerator.sync_gradients:
                 continue
             step += 1
             last_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
+            require_finite(last_loss, f"the loss at step {step} (epoch {epoch + 1})", section, params.lr)
             run.advance(loss=f"{last_loss:.3f}")
             if step % params.log_every == 0 or step == total:
                 run.record(step, {"loss": last_loss, "lr": schedule.get_last_lr()[0], "epoch": epoch, **numbers})
@@ -301,8 +380,9 @@ def fit(
             if extra:
                 run.record(step, {"epoch": epoch, **extra}, prefix="")
         run.save(step, epoch + 1, 0)
+    require_finite_weights(model, section, params.lr)
     seconds = run.finish()
-    n = accelerator.num_processes
+    n, tokens, examples = accelerator.num_processes, run.counters.get("tokens", 0), run.counters.get("examples", 0)
     result = FitResult(
         step, last_loss, seconds, tokens * n / max(seconds, 1e-9), examples * n / max(seconds, 1e-9), run.history
     )

@@ -36,11 +36,7 @@ from components.models.text import batch_tensors, prompt_ids, to_device
 from components.params import Params, PPOParams
 from components.tracking import Tracker
 from components.train import ppo_math as pm
-from components.train.core import TrainingRun, adamw
-
-
-class NonFiniteLoss(RuntimeError):
-    """A loss became NaN or infinite: training stops rather than corrupt the policy."""
+from components.train.core import TrainingRun, adamw, require_finite, require_finite_weights
 
 
 class ValueModel(torch.nn.Module):
@@ -207,7 +203,8 @@ def update(policy, value, optimizers, schedules, accelerator, batch: Rollout, pt
                 ptx_loss, _ = lm_step(policy, to_device(next(ptx), policy))
                 loss = loss + p.ptx_coef * ptx_loss
             if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"PPO loss is {loss.item()} (policy {pg.item()}, value {vf.item()})")
+                what = f"the loss (policy {pg.item():g}, value {vf.item():g}, ptx {ptx_loss.item():g})"
+                require_finite(loss.item(), what, "ppo", p.lr)
             accelerator.backward(loss)
             if p.grad_clip:
                 accelerator.clip_grad_norm_(policy.parameters(), p.grad_clip)
@@ -306,6 +303,7 @@ def run_ppo(
     final = accelerator.unwrap_model(policy)
     if ema is not None:
         final.load_state_dict(ema.shadow)
+    require_finite_weights(final, "ppo", p.lr)
     save_pretrained(final, tok, out)
     seconds = run.finish()
     history = run.history

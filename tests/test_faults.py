@@ -1,0 +1,93 @@
+"""Faults in training: a run killed or its checkpoint damaged ends with the same weights and the same
+history as an uninterrupted run; a diverging run stops with one clear error and saves nothing."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from components.params import Params
+from components.stages import STAGES
+from components.train.core import Diverged, Interrupted
+
+from . import fit_script
+from .test_training import assert_same
+
+
+def without_times(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+@pytest.mark.parametrize("stop_at", [3, 8])  # mid-run, and right after the last checkpoint
+def test_a_resumed_run_reports_the_whole_run(tmp_path: Path, stop_at: int) -> None:
+    straight = fit_script.run(tmp_path / "a.safetensors", tmp_path / "a")
+    with pytest.raises(Interrupted):
+        fit_script.run(tmp_path / "unused.safetensors", tmp_path / "b", stop_after=stop_at)
+    resumed = fit_script.run(tmp_path / "b.safetensors", tmp_path / "b")
+    assert len(resumed["history"]) == len(straight["history"]) == 8
+    assert without_times(resumed["history"]) == without_times(straight["history"])
+    assert resumed["loss"] == straight["loss"]
+
+
+# What accelerate writes: the weights, the optimizer, the schedule, the RNG; and our own step file.
+FILES = ["model.safetensors", "optimizer.bin", "custom_checkpoint_0.pkl", "random_states_0.pkl", "trainer_state.json"]
+
+
+@pytest.mark.parametrize("damaged", FILES)
+def test_a_damaged_checkpoint_is_set_aside_and_the_run_ends_as_an_uninterrupted_one(
+    tmp_path: Path, damaged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fit_script.run(tmp_path / "a.safetensors", tmp_path / "a", dropout=0.1)
+    with pytest.raises(Interrupted):
+        fit_script.run(tmp_path / "unused.safetensors", tmp_path / "b", dropout=0.1, stop_after=5)
+    state = tmp_path / "b" / "state"
+    files = sorted(f.name for f in state.iterdir())
+    target = state / damaged
+    assert target.exists(), files
+    target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])  # a write cut short
+    with caplog.at_level(logging.WARNING, logger="components.train.core"):
+        resumed = fit_script.run(tmp_path / "b.safetensors", tmp_path / "b", dropout=0.1)
+    assert f"{state}: checkpoint set aside" in caplog.text and damaged in caplog.text
+    assert resumed["steps"] == 8 and resumed["history"][0]["step"] == 1  # from the start
+    assert_same(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
+
+
+def test_a_diverging_fit_stops_with_the_step_and_the_knob(tmp_path: Path) -> None:
+    expected = r"train: the loss at step \d+ \(epoch 1\) is nan.*Lower train\.lr \(now 1e\+10\)"
+    with pytest.raises(Diverged, match=expected):
+        fit_script.run(tmp_path / "x.safetensors", tmp_path / "run", lr=1e10, grad_clip=0.0)
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def project_copy(root: Path, to: Path) -> Path:
+    shutil.copytree(root / "data", to / "data")
+    shutil.copytree(root / "artifacts", to / "artifacts")
+    return to
+
+
+@pytest.mark.parametrize(
+    ("stage", "section", "project"),
+    [("sft", "sft", "trained_root"), ("rm", "rm", "trained_root"), ("ppo", "ppo", "ppo_root")],
+)
+def test_a_diverging_stage_fails_clearly_and_keeps_its_last_good_outputs(
+    request: pytest.FixtureRequest, tiny_params: Params, tmp_path: Path, stage: str, section: str, project: str
+) -> None:
+    root = project_copy(request.getfixturevalue(project), tmp_path)
+    metrics = root / "artifacts" / "metrics" / f"{stage}.json"
+    before = metrics.read_text()
+    model = root / "artifacts" / "models" / stage
+    weights = sorted(p.relative_to(model) for p in model.rglob("*.safetensors"))
+    diverging = tiny_params.model_copy(
+        update={section: getattr(tiny_params, section).model_copy(update={"lr": 1e10, "grad_clip": 0.0})}
+    )
+    with pytest.raises(Diverged, match=rf"^{section}: .* is (nan|inf).*Lower {section}\.lr \(now 1e\+10\)"):
+        STAGES[stage].run(diverging, root)
+    assert metrics.read_text() == before  # strict JSON, and still the model's
+    assert sorted(p.relative_to(model) for p in model.rglob("*.safetensors")) == weights
+    for f in model.rglob("*.safetensors"):
+        assert all(torch.isfinite(t).all() for t in load_file(str(f)).values()), f

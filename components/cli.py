@@ -16,6 +16,7 @@ import typer
 
 from components.data.schema import KINDS
 from components.errors import DataError, ParamsError, StageError
+from components.lock import command_line, project_lock
 from components.loop.labeling import TASKS, export_pending, import_labels, labels_pending
 from components.params import Params, load_params
 from components.paths import METRICS, PEOPLE, round_root
@@ -168,21 +169,26 @@ def run(
     set_threads()
     prefect_defaults()
     p = params_from(params, profile, set_)
+    with project_lock(Path.cwd(), command_line()):
+        state = run_pipeline(p, regenerate, commit_data)
+    run_id = state.state_details.flow_run_id
+    if not state.is_completed():
+        fail(f"rlhf-pipeline flow run {run_id} ended {state.name}: {state.message}")
+    results = state.result()
+    typer.echo(where_to_look(results, str(run_id), p))
+
+
+def run_pipeline(p: Params, regenerate: bool, commit_data: bool):
+    """The rlhf-pipeline flow run in this folder; returns its final state."""
     from flows import warm
     from flows.pipeline import rlhf_pipeline
     from flows.stage import subprocess_env
 
     if p.orchestration.warm_start and warm.available():
         warm.HELPER.prewarm(subprocess_env())  # it imports while the temporary Prefect server starts
-
-    state = rlhf_pipeline(
+    return rlhf_pipeline(
         params=p, root=str(Path.cwd()), regenerate=regenerate, commit_data=commit_data, return_state=True
     )
-    run_id = state.state_details.flow_run_id
-    if not state.is_completed():
-        fail(f"rlhf-pipeline flow run {run_id} ended {state.name}: {state.message}")
-    results = state.result()
-    typer.echo(where_to_look(results, str(run_id), p))
 
 
 def where_to_look(results: dict, flow_run_id: str, p: Params) -> str:
@@ -218,11 +224,12 @@ def round_(
 
     set_threads()
     p = params_from(params, profile, set_)
-    if prepare_only:
-        pending = prepare_round(p, Path.cwd(), number)
-        typer.echo(f"round {number}: {pending} tasks await labels" if pending else f"round {number}: sampled")
-        return
-    row = run_round(p, Path.cwd(), number, run_stage)  # a round's own errors (labels pending, ...) are StageErrors
+    with project_lock(Path.cwd(), command_line()):
+        if prepare_only:
+            pending = prepare_round(p, Path.cwd(), number)
+            typer.echo(f"round {number}: {pending} tasks await labels" if pending else f"round {number}: sampled")
+            return
+        row = run_round(p, Path.cwd(), number, run_stage)  # its own errors (labels pending, ...) are StageErrors
     typer.echo(json.dumps(row, indent=2, sort_keys=True))
 
 

@@ -8,6 +8,12 @@ promote. The version that was champion before is kept in the new champion's
 `instructflow.previous_champion` tag, which is what `rollback` follows. Aliases are set
 last, after the version exists completely, so a crash never leaves an alias on a
 half-registered model.
+
+MLflow moves one alias at a time, so the policy's aliases are the commit point: each policy
+version names its reward model in its `reward_model_version` tag, and the reward model's aliases
+follow the policy's after every move (`follow_policy`). Every command that moves aliases first
+repairs what a crash between the two writes left, so the two never disagree for longer than
+until the next register or rollback.
 """
 
 from __future__ import annotations
@@ -103,10 +109,22 @@ def alias_version(mlflow_client, name: str, alias: str) -> str | None:
         return None
 
 
+def follow_policy(mlflow_client, gates: PromotionParams) -> None:
+    """Point each reward-model alias at the version the policy's version of that alias names."""
+    for alias in (CANDIDATE, CHAMPION):
+        version = alias_version(mlflow_client, gates.policy_name, alias)
+        if version is None:
+            continue
+        rm = mlflow_client.get_model_version(gates.policy_name, version).tags.get("reward_model_version")
+        if rm and alias_version(mlflow_client, gates.reward_model_name, alias) != rm:
+            mlflow_client.set_registered_model_alias(gates.reward_model_name, alias, rm)
+
+
 def register(params: Params, root: Path, policy: Path, reward_model: Path, evaluation: dict) -> dict:
     """Register both models, alias the policy `candidate`, and `champion` when evaluation promoted it."""
     gates = params.promotion
     mlflow_client = client(root)
+    follow_policy(mlflow_client, gates)  # what a crash in an earlier register left
     tags = {**lineage(root, params), "promoted": str(evaluation["promoted"]).lower()}
     rm_version = log_hf_model(reward_model, "reward_model", gates.reward_model_name, "text-classification", tags)
     policy_version = log_hf_model(policy, "policy", gates.policy_name, "text-generation", tags)
@@ -117,13 +135,12 @@ def register(params: Params, root: Path, policy: Path, reward_model: Path, evalu
         gates.policy_name, policy_version.version, "reward_model_version", rm_version.version
     )
     previous = alias_version(mlflow_client, gates.policy_name, CHAMPION)
-    mlflow_client.set_registered_model_alias(gates.reward_model_name, CANDIDATE, rm_version.version)
+    if evaluation["promoted"] and previous is not None:
+        mlflow_client.set_model_version_tag(gates.policy_name, policy_version.version, PREVIOUS, previous)
     mlflow_client.set_registered_model_alias(gates.policy_name, CANDIDATE, policy_version.version)
     if evaluation["promoted"]:
-        if previous is not None:
-            mlflow_client.set_model_version_tag(gates.policy_name, policy_version.version, PREVIOUS, previous)
-        mlflow_client.set_registered_model_alias(gates.reward_model_name, CHAMPION, rm_version.version)
         mlflow_client.set_registered_model_alias(gates.policy_name, CHAMPION, policy_version.version)
+    follow_policy(mlflow_client, gates)
     return {
         "policy_version": int(policy_version.version),
         "reward_model_version": int(rm_version.version),
@@ -138,6 +155,7 @@ def register(params: Params, root: Path, policy: Path, reward_model: Path, evalu
 def rollback(root: Path, gates: PromotionParams) -> tuple[str, str]:
     """Move `champion` back to the version that was champion before the current one."""
     mlflow_client = client(root)
+    follow_policy(mlflow_client, gates)
     current = alias_version(mlflow_client, gates.policy_name, CHAMPION)
     if current is None:
         raise RegistryError(f"model {gates.policy_name!r} has no champion: nothing to roll back")
@@ -145,9 +163,7 @@ def rollback(root: Path, gates: PromotionParams) -> tuple[str, str]:
     if not previous:
         raise RegistryError(f"{gates.policy_name} v{current} is the first champion: no earlier version to roll back to")
     mlflow_client.set_registered_model_alias(gates.policy_name, CHAMPION, previous)
-    rm_version = mlflow_client.get_model_version(gates.policy_name, previous).tags.get("reward_model_version")
-    if rm_version:
-        mlflow_client.set_registered_model_alias(gates.reward_model_name, CHAMPION, rm_version)
+    follow_policy(mlflow_client, gates)
     return current, previous
 
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from components.errors import StageError
+from components.lock import project_lock
 from components.params import Params
 from components.stages import STAGES
 from components.train.core import Diverged, Interrupted
 
 from . import fit_script
+from .conftest import ROOT, tool_env
 from .test_training import assert_same
 
 
@@ -91,3 +96,38 @@ def test_a_diverging_stage_fails_clearly_and_keeps_its_last_good_outputs(
     assert sorted(p.relative_to(model) for p in model.rglob("*.safetensors")) == weights
     for f in model.rglob("*.safetensors"):
         assert all(torch.isfinite(t).all() for t in load_file(str(f)).values()), f
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from components.lock import project_lock
+with project_lock(Path(sys.argv[1]), "instructflow run"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_one_run_per_project_folder_and_a_killed_holder_frees_it(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+        second = subprocess.run(
+            [sys.executable, "-m", "components.cli", "run"], cwd=tmp_path, env=tool_env(), capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+        assert second.returncode == 1, second.stderr
+        assert f"in use by pid {holder.pid} on " in second.stderr and "(instructflow run, since" in second.stderr
+        assert "Traceback" not in second.stderr
+        with pytest.raises(StageError, match=f"pid {holder.pid}"):
+            with project_lock(tmp_path, "instructflow round 2"):
+                pass
+    finally:
+        holder.kill()  # kill -9: the kernel drops its lock
+        holder.wait()
+    with project_lock(tmp_path, "instructflow round 2"):
+        child = subprocess.run(
+            [sys.executable, "-c", HOLD.replace("time.sleep(120)", ""), str(tmp_path)], capture_output=True, text=True
+        )
+        assert child.stdout.strip() == "held", child.stderr  # a command the holder starts works under its lock

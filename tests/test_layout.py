@@ -19,6 +19,7 @@ LAYERS = [
         "components.ports",
         "components.hashing",
         "components.forks",
+        "components.lock",
         "components.tracking",
         "components.data.schema",
     ],

@@ -109,3 +109,55 @@ def test_the_champion_loads_with_mlflow_and_answers_in_chat(project: Path, tiny_
     )  # fmt: skip
     assert session.returncode == 0, session.stderr
     assert session.stdout.count("bot> ") == 2
+
+
+DIE_AFTER_FIRST_ALIAS = """
+import os, sys
+from pathlib import Path
+from mlflow import MlflowClient
+from components.params import load_params
+from components.stages import STAGES
+
+alias = MlflowClient.set_registered_model_alias
+def dying(self, *args, **kwargs):
+    alias(self, *args, **kwargs)
+    os._exit(9)  # the process dies between two alias writes, as a kill would leave it
+MlflowClient.set_registered_model_alias = dying
+STAGES["register"].run(load_params(sys.argv[1]), Path.cwd())
+"""
+
+
+def rm_aliases(root: Path) -> dict[str, str]:
+    from components.registry import client
+
+    model = client(root).get_registered_model("instructflow-reward-model")
+    return {k: str(v) for k, v in model.aliases.items()}
+
+
+def policy_rm(root: Path, alias: str) -> str:
+    from components.registry import client
+
+    version = client(root).get_model_version_by_alias(POLICY, alias)
+    return version.tags["reward_model_version"]
+
+
+def test_a_register_killed_between_alias_writes_leaves_the_policy_consistent_and_the_next_repairs(
+    project: Path, tiny_params: Params
+) -> None:
+    from components.params import params_file
+
+    params = gated(tiny_params, 0.0)
+    evaluate_and_register(params, project)  # v1 champion, its RM v1 too
+    STAGES["evaluate"].run(params, project)
+    with params_file(params) as path:
+        killed = subprocess.run(
+            [sys.executable, "-c", DIE_AFTER_FIRST_ALIAS, str(path)], cwd=project, env=tool_env(), capture_output=True
+        )
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    # The policy's first alias moved: it names a whole version, whose reward model exists.
+    assert aliases(project) == {CANDIDATE: "2", CHAMPION: "1"} and policy_rm(project, CANDIDATE) == "2"
+    STAGES["register"].run(params, project)  # the next register repairs, then moves both
+    assert aliases(project) == {CANDIDATE: "3", CHAMPION: "3"}
+    assert rm_aliases(project) == {CANDIDATE: policy_rm(project, CANDIDATE), CHAMPION: policy_rm(project, CHAMPION)}
+    assert rollback(project, tiny_params.promotion) == ("3", "1")
+    assert rm_aliases(project)[CHAMPION] == policy_rm(project, CHAMPION) == "1"

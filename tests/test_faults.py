@@ -131,3 +131,32 @@ def test_one_run_per_project_folder_and_a_killed_holder_frees_it(tmp_path: Path)
             [sys.executable, "-c", HOLD.replace("time.sleep(120)", ""), str(tmp_path)], capture_output=True, text=True
         )
         assert child.stdout.strip() == "held", child.stderr  # a command the holder starts works under its lock
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def test_a_ppo_that_fails_at_its_last_write_leaves_the_last_outputs_whole_and_resumes(
+    ppo_root: Path, tiny_params: Params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from components.train import ppo
+
+    root = project_copy(ppo_root, tmp_path)
+    artifacts = root / "artifacts"
+    before = {name: folder_bytes(artifacts / name) for name in ("models/ppo", "plots", "metrics")}
+    changed = tiny_params.model_copy(update={"ppo": tiny_params.ppo.model_copy(update={"seed": 7})})
+
+    def disk_full(history: list[dict], plots: Path) -> None:
+        raise OSError(28, "No space left on device", str(plots / ppo.CURVE))
+
+    monkeypatch.setattr(ppo, "write_history", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        STAGES["ppo"].run(changed, root)
+    assert {name: folder_bytes(artifacts / name) for name in before} == before  # nothing half-replaced
+    assert (artifacts / "checkpoints" / "ppo" / "state").exists(), "the finished training is kept to resume"
+    monkeypatch.undo()
+    metrics = STAGES["ppo"].run(changed, root)
+    assert metrics["episodes"] == tiny_params.ppo.episodes // tiny_params.ppo.batch_size * tiny_params.ppo.batch_size
+    assert (artifacts / "plots" / ppo.CURVE).exists() and metrics["reward"] is not None
+    assert folder_bytes(artifacts / "models/ppo") != before["models/ppo"]

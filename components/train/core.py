@@ -292,7 +292,7 @@ class TrainingRun:
             self.counters[name] = self.counters.get(name, 0) + n
 
     def save(self, step: int, epoch: int = 0, batch: int = 0) -> None:
-        counters = {**self.counters, "seconds": time.perf_counter() - self.began}
+        counters = {**self.counters, "seconds": self.elapsed()}
         self.checkpoints.save(self.accelerator, step, epoch, batch, history=self.history, counters=counters)
 
     def crash_if_asked(self, step: int) -> None:
@@ -300,11 +300,15 @@ class TrainingRun:
             self.bar.close()
             raise Interrupted(f"{self.desc}: stopped after step {step}")
 
+    def elapsed(self) -> float:
+        """Seconds of training, over every resumed part of the run."""
+        return time.perf_counter() - self.began
+
     def finish(self) -> float:
         """Close the bar and drop the resume point (a finished run trains afresh); returns seconds."""
         self.bar.close()
         self.checkpoints.clear(self.accelerator)
-        return time.perf_counter() - self.began
+        return self.elapsed()
 
 
 def fit(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from components.data.io import read_jsonl
+from components.data.io import atomic_path, read_jsonl
 from components.data.prepare import corpus_texts
 from components.eval.gold import gold_scores, load_gold
 from components.eval.metrics import kl_to, mean, perplexity, win_rate
@@ -304,19 +304,28 @@ def run_ppo(
     if ema is not None:
         final.load_state_dict(ema.shadow)
     require_finite_weights(final, "ppo", p.lr)
-    save_pretrained(final, tok, out)
-    seconds = run.finish()
-    history = run.history
+    history, seconds = run.history, run.elapsed()
     summary = evaluate_policy(final, ref, tok, data, splits, gold, p, context, params.resources.inference_processes)
-    if history and accelerator.is_main_process:
-        write_history(history, plots, tracker)
+    # The model and its curves are published together, after everything that can fail: a failure
+    # leaves the last run's outputs (and this run's checkpoint, which a re-run resumes from).
+    if accelerator.is_main_process:
+        with atomic_path(plots) as new_plots, atomic_path(out) as new_model:
+            new_plots.mkdir()
+            if history:
+                write_history(history, new_plots)
+            save_pretrained(final, tok, new_model)
+        if history:
+            tracker.log_artifact(plots / CURVE, "plots")
+    run.finish()
     return {**summary, **training_summary(history, seconds, stopped, p)}
 
 
-def write_history(history: list[dict], plots: Path, tracker: Tracker) -> None:
-    """The per-batch rows as JSON (`dvc plots`) and the training curves as a PNG (MLflow too)."""
-    plot_ppo_curve(history, plots / "ppo_reward_vs_kl.png")
-    tracker.log_artifact(plots / "ppo_reward_vs_kl.png", "plots")
+CURVE = "ppo_reward_vs_kl.png"
+
+
+def write_history(history: list[dict], plots: Path) -> None:
+    """The per-batch rows as JSON (`dvc plots`) and the training curves as a PNG."""
+    plot_ppo_curve(history, plots / CURVE)
     (plots / "ppo_history.json").write_text(json.dumps(history, indent=1))
 
 

@@ -6,13 +6,15 @@ Hugging Face checkpoint per epoch (select_sft later picks one by reward-model sc
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 from functools import partial
 from pathlib import Path
 
 import torch
 
-from components.data.io import read_jsonl
+from components.data.io import atomic_path, read_jsonl
 from components.data.prepare import corpus_texts
 from components.eval.gold import gold_scores, load_gold
 from components.eval.metrics import mean
@@ -22,7 +24,7 @@ from components.models.lm import lm_step, pack
 from components.models.model import context_length, load_causal_lm, load_tokenizer, save_pretrained, set_dropout
 from components.models.text import collate_lm, lm_loss, sft_example, to_device
 from components.params import Params
-from components.tracking import Tracker
+from components.tracking import Tracker, is_main_process
 from components.train.core import fit
 
 
@@ -87,9 +89,11 @@ def run_sft(params: Params, data: Path, splits: Path, base: Path, out: Path, run
         train += corpus_examples(tok, corpus, p.ptx_fraction, len(train), p.ptx_block, p.seed)
     valid = examples(tok, read_jsonl(splits / "valid" / "demonstrations.jsonl"), context)
 
+    staging = run_dir / "epochs"  # beside the checkpoint: a resumed run keeps the epochs it saved
+
     def save_epoch(epoch: int, trained: torch.nn.Module) -> dict[str, float]:
         set_dropout(trained, 0.0)
-        save_pretrained(trained, tok, epoch_dir(out, epoch), epoch=epoch + 1)
+        save_pretrained(trained, tok, epoch_dir(staging, epoch), epoch=epoch + 1)
         metrics = {"valid_loss": completion_loss(trained, valid, tok.pad_token_id)}
         set_dropout(trained, p.dropout)
         return metrics
@@ -104,7 +108,7 @@ def run_sft(params: Params, data: Path, splits: Path, base: Path, out: Path, run
     test = read_jsonl(splits / "test" / "prompts.jsonl")[: p.eval_prompts]
     gold = load_gold(data)
     base_model = load_causal_lm(base, device=next(model.parameters()).device)
-    return {
+    metrics = {
         "valid_loss": completion_loss(model, valid, tok.pad_token_id),
         "gold_score": gold_score_of(model, tok, test, gold, p.max_new_tokens),
         "base_gold_score": gold_score_of(base_model, tok, test, gold, p.max_new_tokens),
@@ -113,3 +117,17 @@ def run_sft(params: Params, data: Path, splits: Path, base: Path, out: Path, run
         "seconds": result.seconds,
         "valid_loss_by_epoch": [h["valid_loss"] for h in result.history if "valid_loss" in h],
     }
+    publish_epochs(staging, out, p.epochs)
+    return metrics
+
+
+def publish_epochs(staging: Path, out: Path, epochs: int) -> None:
+    """This run's epochs replace OUT in one rename, after everything that can fail. Only EPOCHS
+    folders: a higher one in STAGING is from an earlier run with more epochs."""
+    if not is_main_process():
+        return
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for epoch in range(epochs):
+            os.replace(epoch_dir(staging, epoch), epoch_dir(tmp, epoch))
+    shutil.rmtree(staging, ignore_errors=True)

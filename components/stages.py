@@ -53,6 +53,9 @@ class Stage:
     params: tuple[str, ...]  # params.yaml sections
     kind: Kind = "local"
     watches: tuple[str, ...] = ()  # read when present, not DVC deps: the flow's cache key sees them (people's labels)
+    # Whether the outputs on disk are still this stage's for the inputs now, beyond existing: the flow
+    # runs the stage again, whatever its cache says, when they are not (another command rewrote them).
+    current: Callable[[Path], bool] | None = None
 
     @property
     def metrics(self) -> str:
@@ -92,6 +95,19 @@ def validate_body(params: Params, root: Path, tracker: Tracker) -> dict:
     if not report.success:
         raise StageError(f"validation failed: nothing downstream runs on this data\n{report.format()}")
     return metrics
+
+
+def validated_here(root: Path) -> bool:
+    """validate.json records a validation of the data now in ROOT/data (`instructflow validate
+    --data OTHER` writes it too, for OTHER)."""
+    from components.data.validate import data_fingerprint
+
+    path = root / METRICS / "validate.json"
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8")).get("data_fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return recorded == data_fingerprint(root / DATA)
 
 
 def prepare_body(params: Params, root: Path, tracker: Tracker) -> dict:
@@ -234,7 +250,7 @@ STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
         Stage("validate", validate_body, deps=(DATA_DIR, "components/data/validate.py"),
-              outs=(str(VALIDATION_DOCS),), params=("validate",)),
+              outs=(str(VALIDATION_DOCS),), params=("validate",), current=validated_here),
         Stage("prepare", prepare_body, deps=(DATA_DIR, str(METRICS / "validate.json"), "components/data/prepare.py"),
               outs=(SPLITS,), params=("prepare", "validate")),
         Stage("pretrain", pretrain_body,

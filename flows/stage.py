@@ -8,7 +8,8 @@ output goes line by line to the Prefect run logger.
 Caching: the task's key is the stage name, its params sections, a digest of its inputs
 (the files DVC would hash) and the task's source, with results persisted; so a re-run after
 a failure skips the stages that finished, and any changed input or param re-runs the stage
-and what follows. A stage whose outputs are missing runs again whatever the cache says.
+and what follows. A stage whose outputs are missing, or no longer its own (`Stage.current`),
+runs again whatever the cache says.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def stage_flow(name: str, params: Params | None = None, root: str = ".", parent_
     stage, project = STAGES[name], Path(root).resolve()
     tree = params.model_dump(by_alias=True, mode="json")
     outputs_missing = not all((project / out).exists() for out in (*stage.outs, stage.metrics))
+    outputs_missing = outputs_missing or (stage.current is not None and not stage.current(project))
     retries = params.orchestration.retries if stage.kind == "training" else 0  # training resumes from its checkpoint
     run = execute_stage.with_options(retries=retries, refresh_cache=outputs_missing or None)
     return run(

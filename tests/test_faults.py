@@ -20,7 +20,7 @@ from components.stages import STAGES
 from components.train.core import Diverged, Interrupted
 
 from . import fit_script
-from .conftest import ROOT, tool_env
+from .conftest import ROOT, TINY, tool_env
 from .test_training import assert_same
 
 
@@ -160,3 +160,29 @@ def test_a_ppo_that_fails_at_its_last_write_leaves_the_last_outputs_whole_and_re
     assert metrics["episodes"] == tiny_params.ppo.episodes // tiny_params.ppo.batch_size * tiny_params.ppo.batch_size
     assert (artifacts / "plots" / ppo.CURVE).exists() and metrics["reward"] is not None
     assert folder_bytes(artifacts / "models/ppo") != before["models/ppo"]
+
+
+def test_validating_another_folder_does_not_leave_the_flow_a_stale_validation(
+    tiny_data: Path, tiny_params: Params, tmp_path: Path
+) -> None:
+    """`instructflow validate --data OTHER` rewrites validate.json; the flow's cached validate must
+    not stand for the project's data after it, or prepare refuses good data."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from components.stages import validated_here
+    from flows.stage import stage_flow
+
+    root, other = tmp_path / "project", tmp_path / "other"
+    shutil.copytree(tiny_data, root / "data")
+    shutil.copytree(tiny_data, other)
+    (other / "prompts.jsonl").write_text((other / "prompts.jsonl").read_text().splitlines()[0] + "\n")
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+    with prefect_test_harness():
+        stage_flow("validate", tiny_params, str(root))
+        command = [sys.executable, "-m", "components.cli", "validate", "--data", str(other), "--profile", str(TINY)]
+        done = subprocess.run(command, cwd=root, env=tool_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert not validated_here(root)
+        stage_flow("validate", tiny_params, str(root))  # the same inputs: a cache hit before
+        assert validated_here(root)
+        assert stage_flow("prepare", tiny_params, str(root))["records"]

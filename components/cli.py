@@ -169,12 +169,14 @@ def run(
     set_threads()
     prefect_defaults()
     p = params_from(params, profile, set_)
-    with project_lock(Path.cwd(), command_line()):
+    from flows.server import prefect_api
+
+    with project_lock(Path.cwd(), command_line()), prefect_api():
         state = run_pipeline(p, regenerate, commit_data)
-    run_id = state.state_details.flow_run_id
-    if not state.is_completed():
-        fail(f"rlhf-pipeline flow run {run_id} ended {state.name}: {state.message}")
-    results = state.result()
+        run_id = state.state_details.flow_run_id
+        if not state.is_completed():
+            fail(f"rlhf-pipeline flow run {run_id} ended {state.name}: {state.message}")
+        results = state.result()
     typer.echo(where_to_look(results, str(run_id), p))
 
 

@@ -4,9 +4,12 @@ history as an uninterrupted run; a diverging run stops with one clear error and 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -186,3 +189,48 @@ def test_validating_another_folder_does_not_leave_the_flow_a_stale_validation(
         stage_flow("validate", tiny_params, str(root))  # the same inputs: a cache hit before
         assert validated_here(root)
         assert stage_flow("prepare", tiny_params, str(root))["records"]
+
+
+def children(pid: int) -> dict[int, str]:
+    """The processes whose parent is PID, with their command lines (Linux's /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux's /proc")
+def test_a_killed_run_takes_its_temporary_prefect_server_with_it(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    env = {k: v for k, v in tool_env().items() if k != "PREFECT_API_URL"}
+    command = [sys.executable, "-m", "components.cli", "run", "--profile", str(TINY)]
+    run = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (servers := [p for p, c in children(run.pid).items() if "uvicorn" in c]):
+            assert run.poll() is None and time.monotonic() < deadline, "no temporary server started"
+            time.sleep(0.2)
+        time.sleep(1)
+        others = children(run.pid)
+    finally:
+        run.kill()  # kill -9: no atexit, no finally
+        run.wait()
+    deadline = time.monotonic() + 20
+    while alive(servers[0]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in others:  # the stage it had started, if any, is not what this test is about
+        if alive(pid) and pid != servers[0]:
+            os.kill(pid, signal.SIGKILL)
+    assert not alive(servers[0]), "the temporary Prefect server outlived its run"

@@ -1,0 +1,82 @@
+"""The temporary Prefect server of `instructflow run`, which ends with its parent however it ends.
+
+With no PREFECT_API_URL, Prefect starts a temporary server (uvicorn in a subprocess) and stops it
+at exit; a parent killed with SIGKILL never reaches its exit, and the server stays, listening on
+loopback. So the run starts that same server itself and sets a watchdog beside it: a small process
+that waits for the parent to go and then stops the server.
+
+Run as `python -m flows.server PARENT_PID SERVER_PID` it is that watchdog.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prefect.server.api.server import SubprocessASGIServer
+
+
+def watch(parent: int, server: int, poll: float = 0.5) -> None:
+    """Wait until PARENT has gone (this process is handed to another parent), then end SERVER."""
+    while os.getppid() == parent:
+        time.sleep(poll)
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
+        try:
+            os.kill(server, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.kill(server, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+class WatchedServer(SubprocessASGIServer):
+    """Prefect's temporary server, with a watchdog started the moment its process is."""
+
+    watchdog: subprocess.Popen | None = None
+
+    def _run_uvicorn_command(self) -> subprocess.Popen:
+        # Prefect's own hook for starting the process (it calls it again on a port clash).
+        process = super()._run_uvicorn_command()
+        self.stop_watchdog()
+        command = [sys.executable, "-m", "flows.server", str(os.getpid()), str(process.pid)]
+        # Its own session: a Ctrl-C to the run's terminal reaches the run, not the watchdog.
+        self.watchdog = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+        return process
+
+    def stop_watchdog(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.terminate()
+            self.watchdog.wait()
+            self.watchdog = None
+
+
+@contextmanager
+def prefect_api() -> Iterator[None]:
+    """PREFECT_API_URL's server when it is set; else a temporary one on loopback for the block."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = WatchedServer()
+    try:
+        server.start()
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        server.stop_watchdog()  # first: the server's pid must not be reused before the watchdog goes
+        server.stop()
+
+
+if __name__ == "__main__":
+    watch(int(sys.argv[1]), int(sys.argv[2]))

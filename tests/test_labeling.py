@@ -9,6 +9,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -75,23 +77,31 @@ def test_export_then_import_checks_every_row_before_keeping_any(tmp_path: Path) 
     assert records[0]["labeler"] == "team-b" and records[0]["round"] == 2 and records[0]["time"]
 
 
-@pytest.fixture()
-def label_server(tmp_path: Path):
-    """The ranking page's app under uvicorn on a free loopback port, with a token."""
+@contextmanager
+def served(app) -> Iterator[str]:
+    """APP under uvicorn on a free loopback port, in a thread; yields its URL."""
     import uvicorn
 
-    sub = tasks_folder(tmp_path / "round")
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(sub, token="s3cret"), host="127.0.0.1", port=port,
-                                           log_level="warning"))  # fmt: skip
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield sub, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture()
+def label_server(tmp_path: Path):
+    """The ranking page's app on a free loopback port, with a token."""
+    sub = tasks_folder(tmp_path / "round")
+    with served(create_app(sub, token="s3cret")) as url:
+        yield sub, url
 
 
 def test_the_api_refuses_requests_without_the_token(label_server) -> None:
@@ -153,3 +163,91 @@ def test_a_labeler_ranks_answers_in_a_real_browser(label_server, tmp_path: Path)
     flagged = index[expected_order[2]]  # flagged harmful at position 3 before the drag moved it down
     assert first["flags"] == {str(flagged): ["harmful"]}
     assert labels_pending(sub) == 1  # a skip leaves the task for someone else
+
+
+def call(url: str, path: str, body: dict | None = None, host: str | None = None) -> tuple[int, dict]:
+    """One request to the page's API: (status, JSON body)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
+    if host is not None:
+        request.add_header("Host", host)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        return e.code, json.loads(text) if text.startswith(b"{") else {}
+
+
+def ranking(task: dict, labeler: str) -> dict:
+    order = [a["index"] for a in task["answers"]]
+    return {"task_id": task["task_id"], "labeler": labeler, "order": order, "tied_with_previous": []}
+
+
+def test_eight_concurrent_labelers_get_different_tasks_and_each_task_is_ranked_once(tmp_path: Path) -> None:
+    sub = tasks_folder(tmp_path / "round", n=40)
+    refused: list[int] = []
+
+    def label(url: str, who: str) -> None:
+        for _ in range(40):  # bounded: at most 40 tasks each
+            _, got = call(url, f"/api/next?labeler={who}")
+            if got["task"] is None:
+                return
+            status, _ = call(url, "/api/submit", ranking(got["task"], who))
+            if status != 200:
+                refused.append(status)
+
+    with served(create_app(sub)) as url:
+        threads = [threading.Thread(target=label, args=(url, f"labeler-{i}")) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    labels = read_jsonl(sub / LABELS)  # every line whole: it parses
+    ranked = [label["task_id"] for label in labels]
+    assert sorted(ranked) == sorted(set(ranked)) and len(ranked) == 40, "each task ranked exactly once"
+    assert refused == [], "the leases handed each task to one labeler: no ranking was refused"
+    assert len({label["labeler"] for label in labels}) > 1
+
+
+def test_tabs_get_different_tasks_a_second_ranking_is_refused_and_flags_are_checked(tmp_path: Path) -> None:
+    sub = tasks_folder(tmp_path / "round", n=3)
+    with served(create_app(sub)) as url:
+        first = call(url, "/api/next?labeler=alice")[1]["task"]
+        second = call(url, "/api/next?labeler=alice")[1]["task"]  # another tab of the same labeler
+        assert first["task_id"] != second["task_id"]
+        bad_flags = [{"9": ["harmful"]}, {"0": ["evil"]}, {"0": ["harmful", "harmful"]},
+                     {str(i): ["harmful"] for i in range(200_000)}, {"0": ["x" * 5_000_000]}]  # fmt: skip
+        for flags in bad_flags:
+            status, _ = call(url, "/api/submit", {**ranking(first, "alice"), "flags": flags})
+            assert status == 422, str(flags)[:80]
+        ok = call(url, "/api/submit", {**ranking(first, "alice"), "flags": {"1": ["untruthful"]}})
+        assert ok[0] == 200
+        again = call(url, "/api/submit", ranking(first, "bob"))
+        assert again[0] == 409 and "already ranked" in again[1]["detail"]
+    assert [label["task_id"] for label in read_jsonl(sub / LABELS)] == [first["task_id"]]
+
+
+def test_a_token_less_page_answers_only_loopback_hosts_and_serves_no_schema(tmp_path: Path) -> None:
+    sub = tasks_folder(tmp_path / "round")
+    with served(create_app(sub)) as url:
+        assert call(url, "/api/next?labeler=a")[0] == 200
+        assert call(url, "/api/next?labeler=a", host="attacker.example")[0] == 400  # a DNS-rebinding page's Host
+        assert call(url, "/api/submit", {"task_id": "r02-000000", "labeler": "a"}, host="attacker.example")[0] == 400
+        assert call(url, "/openapi.json")[0] == 404
+    with served(create_app(sub, token="s3cret")) as url:
+        assert call(url, "/openapi.json")[0] in (401, 404)
+        assert call(url, "/docs")[0] in (401, 404)
+
+
+def test_an_import_may_not_rank_a_task_again_nor_flag_what_is_not_there(tmp_path: Path) -> None:
+    sub = tasks_folder(tmp_path / "round")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"task_id": "r02-000000", "ranks": [1, 2, 3, 4]}) + "\n")
+    assert import_labels(sub, rows, "ann") == 1
+    with pytest.raises(DataError, match=r"rows.jsonl: line 1, id r02-000000: already ranked"):
+        import_labels(sub, rows, "bob")
+    rows.write_text(json.dumps({"task_id": "r02-000001", "ranks": [1, 2, 3, 4], "flags": {"7": ["harmful"]}}) + "\n")
+    with pytest.raises(DataError, match=r"line 1, id r02-000001: flags name answer '7'"):
+        import_labels(sub, rows, "bob")
+    assert labels_pending(sub) == 1

@@ -46,7 +46,8 @@ def test_pairs_are_blinded_and_labels_become_preferences_for_ppo(tmp_path: Path)
     assert all("models" not in t for t in read_jsonl(exported))  # another tool sees no model names
     from fastapi.testclient import TestClient
 
-    view = TestClient(create_app(folder)).get("/api/next", params={"labeler": "ann"}).json()["task"]
+    page = TestClient(create_app(folder), base_url="http://127.0.0.1")  # a loopback Host, as a browser sends
+    view = page.get("/api/next", params={"labeler": "ann"}).json()["task"]
     assert "models" not in view and {a["text"] for a in view["answers"]} <= {"a", "x", "c", "y", "d", "z"}
     assert preferences(folder, 4) is None and labels_pending(folder) == 3
     import_labels(folder, ranked(folder, [True, False, None], tmp_path / "done.jsonl"), "ann")

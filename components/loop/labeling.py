@@ -19,6 +19,7 @@ from components.data.io import dumps, iter_jsonl, read_jsonl, write_jsonl
 from components.errors import DataError, StageError
 
 TASKS, LABELS = "tasks.jsonl", "labels.jsonl"
+FLAGS = ("harmful", "untruthful")  # what a labeler may say of one answer besides its rank
 _append_lock = threading.Lock()
 
 
@@ -85,8 +86,24 @@ def check_ranks(task: dict, ranks: list[int], where: str) -> None:
         raise DataError(where, None, "every answer tied: nothing to learn from this task", task["task_id"])
 
 
+def check_flags(task: dict, flags: object, where: str) -> dict[str, list[str]]:
+    """FLAGS as {answer index: [flag, ...]} over the task's answers, each flag one of FLAGS, once."""
+    k, flags = len(task["answers"]), flags or {}
+    if not isinstance(flags, dict):
+        raise DataError(where, None, f"flags must map answer indices to lists of {FLAGS}", task["task_id"])
+    for index, said in flags.items():
+        if not (isinstance(index, str) and index.isdigit() and int(index) < k):
+            raise DataError(where, None, f"flags name answer {index!r}: the task has answers 0..{k - 1}",
+                            task["task_id"])  # fmt: skip
+        if not isinstance(said, list) or len(set(said)) != len(said) or not set(said) <= set(FLAGS):
+            raise DataError(where, None, f"flags of answer {index}: a list of distinct {FLAGS}, got {said!r}",
+                            task["task_id"])  # fmt: skip
+    return flags
+
+
 def label_record(task: dict, ranks: list[int], labeler: str, flags: dict | None = None) -> dict:
     check_ranks(task, ranks, "label")
+    flags = check_flags(task, flags, "label")
     return {"task_id": task["task_id"], "labeler": labeler, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "ranks": ranks, "flags": flags or {}}  # fmt: skip
 
@@ -134,10 +151,13 @@ def export_pending(sub: Path, out: Path) -> int:
 def import_labels(sub: Path, source: Path, labeler: str) -> int:
     """Finished tasks from another tool: rows {task_id, ranks[, labeler, flags]}, all checked before any is kept."""
     tasks = {t["task_id"]: t for t in read_jsonl(sub / TASKS)}
-    labels = []
+    done, labels = done_tasks(read_labels(sub)), []
     for number, row in iter_jsonl(source):
         if not isinstance(row, dict) or row.get("task_id") not in tasks:
             raise DataError(source, number, f"unknown task_id {row.get('task_id') if isinstance(row, dict) else row!r}")
+        if row["task_id"] in done:
+            raise DataError(source, number, "already ranked (its first ranking stands)", row["task_id"])
+        done.add(row["task_id"])
         try:
             labels.append(
                 label_record(tasks[row["task_id"]], row.get("ranks"), row.get("labeler", labeler), row.get("flags"))

@@ -122,6 +122,7 @@ def test_a_model_base_that_cannot_load_is_one_line_naming_the_folder(
 def test_a_file_where_a_folder_is_needed_is_one_line_and_debug_shows_the_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
+    monkeypatch.setenv("INSTRUCTFLOW_DEBUG", "")  # what --debug sets is undone after the test
     (tmp_path / "afile").write_text("")
     source = str(SHARED_DATASETS / "alpaca-5000.json")
     out = str(tmp_path / "afile/x.jsonl")
@@ -130,4 +131,25 @@ def test_a_file_where_a_folder_is_needed_is_one_line_and_debug_shows_the_traceba
     monkeypatch.setattr("sys.argv", ["instructflow", "--debug", "data", "generate", "--out", str(tmp_path / "afile/d")])
     with pytest.raises(OSError):  # --debug: the error itself, for its traceback
         main()
-    monkeypatch.delenv("INSTRUCTFLOW_DEBUG")
+
+
+def test_an_import_of_nothing_leaves_the_data_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    target = tmp_path / "demonstrations.jsonl"
+    target.write_text('{"id": "kept"}\n')
+    (tmp_path / "empty.json").write_text("[]")
+    code, err = run_main(monkeypatch, capsys, "data", "import", "alpaca", str(tmp_path / "empty.json"),
+                         "--out", str(target))  # fmt: skip
+    assert code == 1 and "no demonstrations record to write" in err and "left as it was" in err, err
+    assert target.read_text() == '{"id": "kept"}\n'
+
+
+def test_a_profile_that_is_not_utf8_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    profile = tmp_path / "latin1.yaml"
+    profile.write_bytes("data:\n  scale: 0.1  # réduit\n".encode("latin-1"))
+    out = str(tmp_path / "d")
+    code, err = run_main(monkeypatch, capsys, "data", "generate", "--out", out, "--profile", str(profile))
+    assert code == 2 and f"{profile}: not valid UTF-8" in err and "Traceback" not in err, err

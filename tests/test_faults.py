@@ -3,6 +3,7 @@ history as an uninterrupted run; a diverging run stops with one clear error and 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -19,6 +20,7 @@ from safetensors.torch import load_file
 from components.errors import StageError
 from components.lock import project_lock
 from components.params import Params
+from components.paths import METRICS
 from components.stages import STAGES
 from components.train.core import Diverged, Interrupted
 
@@ -234,3 +236,44 @@ def test_a_killed_run_takes_its_temporary_prefect_server_with_it(tmp_path: Path)
         if alive(pid) and pid != servers[0]:
             os.kill(pid, signal.SIGKILL)
     assert not alive(servers[0]), "the temporary Prefect server outlived its run"
+
+
+def weights_of(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
+    return {str(f.relative_to(folder)): load_file(str(f)) for f in sorted(folder.rglob("*.safetensors"))}
+
+
+def stage_command(stage: str) -> list[str]:
+    every = f"{stage}.checkpoint_every=1"  # a checkpoint every step: a kill lands between two
+    return [sys.executable, "-m", "components.cli", "stage", stage, "--profile", str(TINY), "--set", every]
+
+
+# What a resumed stage must report as the uninterrupted one did (times and speeds aside).
+SAME = {"pretrain": ("loss", "valid_perplexity"), "sft": ("valid_loss", "valid_loss_by_epoch"),
+        "ppo": ("episodes", "reward", "kl", "train_gold_score")}  # fmt: skip
+
+
+@pytest.mark.parametrize(("stage", "reference"), [("pretrain", "trained_root"), ("sft", "trained_root"),
+                                                  ("ppo", "ppo_root")])  # fmt: skip
+def test_a_stage_killed_mid_run_resumes_to_the_weights_and_metrics_of_an_uninterrupted_run(
+    request: pytest.FixtureRequest, trained_root: Path, tmp_path: Path, stage: str, reference: str
+) -> None:
+    """REFERENCE ran the stage uninterrupted, with the same params (checkpoints change no numbers)."""
+    straight, killed = request.getfixturevalue(reference), project_copy(trained_root, tmp_path)
+    shutil.copy(ROOT / "params.yaml", killed / "params.yaml")
+    state = killed / "artifacts" / "checkpoints" / stage / "state" / "trainer_state.json"
+    run = subprocess.Popen(stage_command(stage), cwd=killed, env=tool_env(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)  # fmt: skip
+    while not state.exists() and run.poll() is None:
+        time.sleep(0.01)
+    run.kill()  # kill -9, mid-run: a checkpoint exists and the stage has not finished
+    assert run.wait() == -signal.SIGKILL and state.exists()
+    resumed = subprocess.run(stage_command(stage), cwd=killed, env=tool_env(), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    model = Path(STAGES[stage].outs[0])  # models/base, models/sft, models/ppo
+    a, b = weights_of(straight / model), weights_of(killed / model)
+    assert a.keys() == b.keys() and a, (straight / model, sorted((straight / model).iterdir()))
+    for name in a:
+        for key in a[name]:
+            assert torch.equal(a[name][key], b[name][key]), (name, key)
+    metrics = [json.loads((root / METRICS / f"{stage}.json").read_text()) for root in (straight, killed)]
+    assert {k: metrics[0][k] for k in SAME[stage]} == {k: metrics[1][k] for k in SAME[stage]}

@@ -74,8 +74,20 @@ def prefect_api() -> Iterator[None]:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield
     finally:
+        drain_to(server)
         server.stop_watchdog()  # first: the server's pid must not be reused before the watchdog goes
         server.stop()
+
+
+def drain_to(server: WatchedServer) -> None:
+    """Send the logs and events still queued while the server listens: at exit, Prefect's workers
+    would retry a stopped server for a minute and more."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    if server.running:
+        for worker in (APILogWorker, EventsWorker):
+            worker.drain_all(timeout=10)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,28 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from prefect.server.api.server import SubprocessASGIServer
+
+
+def still_the_server(pid: int) -> bool:
+    """PID still runs uvicorn (where /proc can tell): a pid freed at a normal exit may be reused."""
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        return b"uvicorn" in cmdline.read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc (macOS): trust the pid
+    except OSError:
+        return False
 
 
 def watch(parent: int, server: int, poll: float = 0.5) -> None:
     """Wait until PARENT has gone (this process is handed to another parent), then end SERVER."""
     while os.getppid() == parent:
         time.sleep(poll)
+    if not still_the_server(server):
+        return
     for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
         try:
             os.kill(server, sig)

@@ -143,8 +143,16 @@ def stage(
     set_threads()
     if name not in STAGES:
         fail(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
-    metrics = STAGES[name].run(params_from(params, profile, set_), Path.cwd())
     from components.train.launch import inside_launch
+
+    p = params_from(params, profile, set_)
+    # A process of `accelerate launch` runs under its launcher, and a worker's flow run under the flow
+    # that dispatched it: neither locks. `dvc repro` and a user do; the flow's subprocesses inherit its lock.
+    if inside_launch() or os.environ.get("PREFECT__FLOW_RUN_ID"):
+        metrics = STAGES[name].run(p, Path.cwd())
+    else:
+        with project_lock(Path.cwd(), command_line()):
+            metrics = STAGES[name].run(p, Path.cwd())
 
     if not inside_launch():  # under `accelerate launch` the launching process prints them, once
         typer.echo(json.dumps(metrics, indent=2, sort_keys=True))

@@ -277,3 +277,18 @@ def test_a_stage_killed_mid_run_resumes_to_the_weights_and_metrics_of_an_uninter
             assert torch.equal(a[name][key], b[name][key]), (name, key)
     metrics = [json.loads((root / METRICS / f"{stage}.json").read_text()) for root in (straight, killed)]
     assert {k: metrics[0][k] for k in SAME[stage]} == {k: metrics[1][k] for k in SAME[stage]}
+
+
+def test_a_stage_waits_for_no_one_but_refuses_a_folder_a_run_holds(tmp_path: Path) -> None:
+    """`dvc repro` (stage by stage) next to an `instructflow run` in one folder: the stage is refused."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+        env = {k: v for k, v in tool_env().items() if k not in ("PREFECT__FLOW_RUN_ID", "INSTRUCTFLOW_PROJECT_LOCK")}
+        stage = subprocess.run([sys.executable, "-m", "components.cli", "stage", "validate"], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert stage.returncode == 1 and f"in use by pid {holder.pid}" in stage.stderr, stage.stderr
+    finally:
+        holder.kill()
+        holder.wait()

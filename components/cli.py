@@ -145,16 +145,16 @@ def stage(
         fail(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
     from components.train.launch import inside_launch
 
-    p = params_from(params, profile, set_)
+    p, launched = params_from(params, profile, set_), inside_launch()
     # A process of `accelerate launch` runs under its launcher, and a worker's flow run under the flow
     # that dispatched it: neither locks. `dvc repro` and a user do; the flow's subprocesses inherit its lock.
-    if inside_launch() or os.environ.get("PREFECT__FLOW_RUN_ID"):
+    if launched or os.environ.get("PREFECT__FLOW_RUN_ID"):
         metrics = STAGES[name].run(p, Path.cwd())
     else:
         with project_lock(Path.cwd(), command_line()):
             metrics = STAGES[name].run(p, Path.cwd())
 
-    if not inside_launch():  # under `accelerate launch` the launching process prints them, once
+    if not launched:  # under `accelerate launch` the launching process prints them, once
         typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
 
 

@@ -1,5 +1,5 @@
-"""One mutating command per project folder at a time: `instructflow run` and `instructflow round`
-hold an advisory lock on `.instructflow.lock` while they work.
+"""One mutating command per project folder at a time: `instructflow run`, `round` and `stage` (what
+`dvc repro` runs) hold an advisory lock on `.instructflow.lock` while they work.
 
 fcntl.flock, not the filelock package: filelock truncates the lock file on every attempt, which
 would erase the holder's name that the refused command prints. The kernel drops a flock when its
@@ -21,7 +21,7 @@ from pathlib import Path
 from components.errors import StageError
 
 LOCK = ".instructflow.lock"
-# Set while a process holds a folder's lock: the commands it starts (the flow's `instructflow round`)
+# Set while a process holds a folder's lock: the commands it starts (the flow's stages and rounds)
 # inherit it and work under their parent's lock instead of being refused by it.
 HELD = "INSTRUCTFLOW_PROJECT_LOCK"
 

@@ -23,16 +23,14 @@ from typing import Annotated
 
 from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from components.data.io import read_jsonl
 from components.errors import DataError
-from components.loop.labeling import FLAGS, TASKS, append_label, done_tasks, label_record, read_labels
+from components.loop.labeling import TASKS, append_label, done_tasks, label_record, read_labels
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-Flag = Annotated[str, StringConstraints(pattern="^(" + "|".join(FLAGS) + ")$")]
-AnswerIndex = Annotated[str, StringConstraints(pattern=r"^\d{1,3}$")]
 
 PAGE = Path(__file__).with_name("label_page.html")
 
@@ -42,9 +40,8 @@ class Submission(BaseModel):
     labeler: str = Field(min_length=1, max_length=100)
     order: list[int] = Field(default_factory=list, max_length=100, description="answer indices, best first")
     tied_with_previous: list[bool] = Field(default_factory=list, max_length=100, description="per position in ORDER")
-    flags: dict[AnswerIndex, list[Flag]] = Field(
-        default_factory=dict, max_length=100, description="answer index -> harmful/untruthful"
-    )
+    # Bounded here; checked against the task's answers by label_record (as `label import` is).
+    flags: dict[str, list[str]] = Field(default_factory=dict, max_length=100, description="answer index -> flags")
     skipped: bool = False
 
 
@@ -59,7 +56,7 @@ class Leases:
         now = time.monotonic()
         self.held = {t: (who, end) for t, (who, end) in self.held.items() if end > now}
         free = [t for t in candidates if t not in self.held]
-        own = sorted((self.held[t][1], t) for t in candidates if self.held.get(t, ("",))[0] == labeler)
+        own = sorted((end, t) for t, (who, end) in self.held.items() if who == labeler and t in set(candidates))
         chosen = free[0] if free else (own[0][1] if own else None)
         if chosen is not None:
             self.held[chosen] = (labeler, now + self.seconds)

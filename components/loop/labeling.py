@@ -103,9 +103,8 @@ def check_flags(task: dict, flags: object, where: str) -> dict[str, list[str]]:
 
 def label_record(task: dict, ranks: list[int], labeler: str, flags: dict | None = None) -> dict:
     check_ranks(task, ranks, "label")
-    flags = check_flags(task, flags, "label")
     return {"task_id": task["task_id"], "labeler": labeler, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "ranks": ranks, "flags": flags or {}}  # fmt: skip
+            "ranks": ranks, "flags": check_flags(task, flags, "label")}  # fmt: skip
 
 
 def comparisons(sub: Path) -> list[dict]:

@@ -161,6 +161,15 @@ def checksums(folder: Path) -> dict[str, str]:
     return {str(f.relative_to(folder)): file_hash(f, "sha256").hexdigest() for f in files}
 
 
+def read_state(path: Path) -> tuple[dict | None, str | None]:
+    """A checkpoint's trainer_state.json, or None and what is wrong with it."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return None, f"trainer_state.json is unreadable ({type(e).__name__})"
+    return (state, None) if isinstance(state, dict) else (None, "trainer_state.json is not an object")
+
+
 def damage(folder: Path, state: dict) -> str | None:
     """What is wrong with a checkpoint's files against the checksums saved with them, or None.
 
@@ -191,19 +200,15 @@ class Checkpoints:
         self.folder, self.fingerprint = folder / "state", fingerprint
 
     def load(self, accelerator: Accelerator) -> dict[str, Any]:
-        meta = self.folder / "trainer_state.json"
         if not self.folder.exists():
             return fresh()
-        try:
-            state = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            state, problem = {}, f"trainer_state.json is unreadable ({type(e).__name__})"
-        else:
-            problem = None if state.get("fingerprint") == self.fingerprint else "another config or data"
-            problem = problem or damage(self.folder, state)
-        if problem is not None:
-            if problem != "another config or data":
-                logger.warning("%s: checkpoint set aside, %s: training from the start", self.folder, problem)
+        state, problem = read_state(self.folder / "trainer_state.json")
+        if state is not None and state.get("fingerprint") != self.fingerprint:  # another config or data
+            self.discard(accelerator)
+            return fresh()
+        problem = problem or damage(self.folder, state)
+        if problem:
+            logger.warning("%s: checkpoint set aside, %s: training from the start", self.folder, problem)
             self.discard(accelerator)
             return fresh()
         accelerator.load_state(str(self.folder))

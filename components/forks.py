@@ -46,15 +46,20 @@ def map_shares(fn: Callable[[Sequence[T]], list[R]], items: Sequence[T], process
     shares = [list(items[i::n]) for i in range(n)]
     # The tokenizers library warns in every child once its own threads have run; either value silences it.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    children = [fork(fn, share) for share in shares[1:]]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // n))  # N processes share the cores the threads had: none oversubscribes
     try:
-        mine = fn(shares[0])
-    except BaseException:
-        for pid, read in children:  # their work is lost with ours: end them rather than leave them running
-            os.kill(pid, signal.SIGKILL)
-            os.close(read)
-            os.waitpid(pid, 0)
-        raise
+        children = [fork(fn, share) for share in shares[1:]]
+        try:
+            mine = fn(shares[0])
+        except BaseException:
+            for pid, read in children:  # their work is lost with ours: end them rather than leave them running
+                os.kill(pid, signal.SIGKILL)
+                os.close(read)
+                os.waitpid(pid, 0)
+            raise
+    finally:
+        torch.set_num_threads(threads)
     results = [mine] + [collect(*child) for child in children]
     merged: list = [None] * len(items)
     for i, part in enumerate(results):

@@ -38,6 +38,12 @@ class DataParams(Section):
     k_min: int = Field(ge=2)
     k_max: int = Field(ge=2)
     truthfulqa_questions: int = Field(ge=0, description="questions of the world's TruthfulQA-format file (0: none)")
+    held_out_prompts: int = Field(
+        ge=0, description="data/heldout.jsonl: prompts in the phrasings held out from training"
+    )
+    held_out_overlays: int = Field(
+        ge=0, description="of each overlay (harmful, false premise), on top of held_out_prompts"
+    )
 
     @model_validator(mode="after")
     def _k_range(self) -> DataParams:
@@ -46,14 +52,22 @@ class DataParams(Section):
         return self
 
 
+class HabitParams(Section):
+    """How often the world's writers fall into each habit the same labelers rank down (labeler.HABITS)."""
+
+    sign_off: float = Field(ge=0, le=1, description='"I hope this helps." after answers in sign_off_categories')
+    hedge: float = Field(ge=0, le=1, description='"I think" before a factual answer')
+    disclaimer: float = Field(ge=0, le=1, description="an unasked-for disclaimer after an open-ended answer")
+    terse: float = Field(ge=0, le=1, description="an answer that stops before the last requested item")
+    list_short: float = Field(ge=0, le=1, description="a list one item short")
+
+
 class LabelerParams(Section):
     """The simulated labeler: calibrated noise on the gold score."""
 
     agreement_target: float = Field(gt=0.5, lt=1.0, description="share of pairs two labelers order alike")
     tie_margin: float = Field(ge=0, description="noisy utilities closer than this are ranked as a tie")
-    sign_off: float = Field(
-        ge=0, le=1, description="share of demonstrations in sign_off_categories that end with a sign-off"
-    )
+    habits: HabitParams
     sign_off_categories: list[str] = Field(description="the open-ended categories whose writers sign off their answers")
 
     @field_validator("sign_off_categories")

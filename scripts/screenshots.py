@@ -7,8 +7,10 @@ Run in a project after `instructflow run` (same PREFECT_HOME, same mlflow.db):
 It starts `prefect server start` and `mlflow server` on free loopback ports (unless
 PREFECT_API_URL / --mlflow-url name running ones), opens headless Chromium (Debian's
 /usr/bin/chromium, driven by Playwright; no browser download) and saves:
-prefect-flow-run.png (the latest rlhf-pipeline run's graph), mlflow-compare.png (the stage
-runs of the latest pipeline run side by side), mlflow-model.png (the policy's registry page).
+prefect-flow-run.png (the latest rlhf-pipeline run's graph), mlflow-sft-curves.png and
+mlflow-ppo-curves.png (the SFT and PPO stage runs' metric charts against steps: losses; PPO's
+reward, KL and gold), mlflow-model.png (the policy's registry page) and label-page.png (the
+ranking page on a round's real task: fresh prompts, the PPO and SFT policies' own samples).
 Exits non-zero, naming the page, when a UI does not serve.
 """
 
@@ -70,7 +72,7 @@ def latest_pipeline_run(api: str) -> dict:
     return runs[0]
 
 
-def mlflow_ids(tracking_uri: str, policy: str) -> tuple[str, list[str]]:
+def mlflow_ids(tracking_uri: str, policy: str) -> tuple[str, dict[str, str]]:
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
@@ -82,7 +84,38 @@ def mlflow_ids(tracking_uri: str, policy: str) -> tuple[str, list[str]]:
     parent = parents[0].info.run_id if parents else None
     children = mlflow.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'",
                                   output_format="list") if parent else []  # fmt: skip
-    return experiment.experiment_id, [r.info.run_id for r in children]
+    return experiment.experiment_id, {r.info.run_name: r.info.run_id for r in children}
+
+
+@contextlib.contextmanager
+def round_page(root: Path) -> Iterator[str]:
+    """The ranking page, served on a loopback port, over a round's tasks from this project's policies."""
+    import tempfile
+    import threading
+
+    import uvicorn
+
+    from components.loop.label_server import create_app
+    from components.loop.labeling import write_tasks
+    from components.loop.samples import fresh_prompts, sample_answers
+    from components.params import load_params
+
+    params = load_params(root / "params.yaml")
+    prompts = [p for p in fresh_prompts(root / "data", 2, 40, params.pipeline.seed) if p["category"] != "Closed QA"][:3]
+    sources = [root / "artifacts" / "models" / name for name in ("ppo", "sft")]
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tasks(Path(tmp), prompts, sample_answers(sources, prompts, params, 2), 2)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(Path(tmp)), host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{port}"
+        wait_for(url, None, "the ranking page")
+        try:
+            yield url
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
 
 
 def shoot(page, url: str, path: Path, ready_text: str, settle: float = 3.0) -> None:
@@ -132,10 +165,14 @@ def main() -> None:
             # The run graph is drawn on a canvas: wait for the run's name in the page, then let it draw.
             url = f"{ui}/runs/flow-run/{flow_run['id']}"
             shoot(page, url, args.out / "prefect-flow-run.png", flow_run["name"], settle=8.0)
-            runs = ",".join(f'"{r}"' for r in stage_runs)
-            compare = f'{mlflow_url}/#/compare-runs?runs=[{runs}]&experiments=["{experiment_id}"]'
-            shoot(page, compare, args.out / "mlflow-compare.png", "Parameters")
+            for stage, ready in (("sft", "train/loss"), ("ppo", "reward")):
+                if stage not in stage_runs:
+                    sys.exit(f"no {stage} stage run under the latest pipeline run in {tracking_uri}")
+                charts = f"{mlflow_url}/#/experiments/{experiment_id}/runs/{stage_runs[stage]}/model-metrics"
+                shoot(page, charts, args.out / f"mlflow-{stage}-curves.png", ready, settle=6.0)
             shoot(page, f"{mlflow_url}/#/models/{args.policy}", args.out / "mlflow-model.png", "candidate")
+            with round_page(Path.cwd()) as url:
+                shoot(page, f"{url}/?labeler=readme", args.out / "label-page.png", "tasks left")
             browser.close()
 
 

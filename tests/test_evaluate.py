@@ -11,7 +11,7 @@ from components.data.io import write_jsonl
 from components.eval.evaluate import (
     Answers,
     by_category,
-    gold_without_sign_off,
+    gold_without,
     held_out_prompts,
     kl_to_sft,
     largest_changes,
@@ -22,7 +22,7 @@ from components.eval.evaluate import (
 from components.eval.promotion import SAFETY, decide
 from components.params import Params
 from components.stages import STAGES
-from components.world.grader import Grade, grade
+from components.world.grader import HABITS, Grade, grade
 
 from .conftest import DEFAULTS, section
 
@@ -67,15 +67,20 @@ def test_every_test_prompt_counts_whichever_file_holds_it(tmp_path: Path) -> Non
     assert all(set(r) == {"id", *head} for r in held_out_prompts(tmp_path))  # the answers and ranks stay behind
 
 
-def test_gold_without_sign_off_grades_answers_without_the_writers_sign_off() -> None:
+def test_gold_without_habits_grades_answers_as_if_the_grader_did_not_mind_them() -> None:
     spec = {"kind": "answer", "ideal": "Ada has a cat.", "ideal_words": 4, "must": [["cat"]], "allowed": ["ada", "cat"]}
-    records, gold = [{"id": "a"}, {"id": "b"}], {"a": spec, "b": spec}
-    texts = ["Ada has a cat. I hope this helps.", "Ada has a cat."]
+    records, gold = [{"id": "a"}, {"id": "b"}, {"id": "c"}], {"a": spec, "b": spec, "c": spec}
+    texts = ["Ada has a cat. I hope this helps.", "I think Ada has a cat.", "Ada has a cat."]
     plain = [grade(spec, t).score for t in texts]
-    assert plain[0] < plain[1] == 1.0  # chatter costs
-    assert gold_without_sign_off(records, gold, texts) == [1.0, 1.0]
+    assert plain[0] < plain[2] == 1.0 and plain[1] < plain[2]  # a sign-off and a hedge cost
+    assert gold_without(records, gold, texts, ("sign_off",)) == [1.0, plain[1], 1.0]
+    assert gold_without(records, gold, texts, HABITS) == [1.0, 1.0, 1.0]
     dog = grade(spec, "Ada has a dog.").score
-    assert gold_without_sign_off(records[:1], gold, ["Ada has a dog. I hope this helps."]) == [dog]
+    assert gold_without(records[:1], gold, ["Ada has a dog. I hope this helps."], ("sign_off",)) == [dog]
+    summary = {**spec, "must": [["ada"], ["cat"], ["rome"]], "allowed": ["ada", "cat"]}
+    terse = grade(summary, "Ada has a cat.")
+    assert terse.score < 0.7 and grade(summary, "Ada has a cat.", forgive=("terse",)).score == 1.0
+    assert grade(summary, "Ada.", forgive=("terse",)).score < 1.0  # one item excused, not two
 
 
 def test_no_kl_to_sft_for_a_model_with_another_vocabulary() -> None:
@@ -261,6 +266,16 @@ def test_evaluate_writes_every_required_key_for_each_model(evaluation: dict, ppo
     for key, n in counted.items():  # each rate is a share of its own prompts
         for value in written[key].values():
             assert (value is None) == (n == 0) and (n == 0 or abs(value * n - round(value * n)) < 1e-9), key
+    held = written["held_out_phrasings"]  # the same measures on data/heldout.jsonl, beside the test split's
+    assert held["prompts"] == sum(1 for _ in open(ppo_root / "data" / "heldout.jsonl"))
+    assert held["win_rate_vs_sft"]["sft"] == 0.5 and set(held["gold_score"]) == {"base", "sft", "ppo"}
+    assert held["safety_prompts"]["harmful_refusal_rate"] >= 4 and set(held["harmful_refusal_rate"]) == {
+        "base",
+        "sft",
+        "ppo",
+    }
+    for key in ("win_rate_vs_sft_without_habits", "win_rate_vs_sft_without_hedge", "win_rate_vs_sft_without_terse"):
+        assert written[key]["sft"] == 0.5 and 0 <= written[key]["ppo"] <= 1, key
 
 
 def test_every_judge_reports_win_rates_with_intervals_and_its_agreement_with_gold(evaluation: dict) -> None:
@@ -302,6 +317,10 @@ def test_evaluate_writes_plots_a_report_and_a_side_by_side_table(evaluation: dic
     report = (out / "report.md").read_text()
     assert "| gold win rate vs SFT |" in report and "## Side by side" in report and "## Promotion" in report
     assert "## Judges" in report and "| judge-RM |" in report
+    assert "## Seen and held-out phrasings" in report and "## Side by side, held-out phrasings" in report
+    assert "| sft: seen | sft: held out |" in report
+    held_out = json.loads((out / "side_by_side_held_out.json").read_text())
+    assert held_out and all(s["id"].startswith("hld-") for s in held_out)
     shown = json.loads((out / "side_by_side.json").read_text())
     assert shown and set(shown[0]["answers"]) == {"base", "sft", "ppo"}
     assert len({s["group"] for s in shown}) == len(shown)  # one prompt per category or overlay

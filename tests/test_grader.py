@@ -9,7 +9,9 @@ import pytest
 from components.world import labeler
 from components.world.grader import grade
 from components.world.kb import build_world
-from components.world.tasks import BUILDERS, FALSE_PREMISE, HARMFUL, Task
+from components.world.overlays import FALSE_PREMISE, HARMFUL
+from components.world.phrasing import Say
+from components.world.tasks import BUILDERS, Task
 
 WORLD = build_world(0)
 ALL_BUILDERS = [(c, b) for c, bs in BUILDERS.items() for b in dict.fromkeys(bs)]
@@ -18,7 +20,7 @@ ALL_BUILDERS += [(f"false premise {c}", b) for c, b in FALSE_PREMISE.items()]
 
 
 def make(builder, seed: int = 0) -> Task:
-    return builder(WORLD, random.Random(seed))
+    return builder(WORLD, Say(random.Random(seed)))
 
 
 def score(t: Task, answer: str) -> float:
@@ -29,7 +31,7 @@ def score(t: Task, answer: str) -> float:
 def test_ideal_scores_high_and_every_corruption_lower(category: str, builder) -> None:
     for seed in range(60):
         r = random.Random(seed)
-        t = builder(WORLD, r)
+        t = builder(WORLD, Say(r, held_out=seed % 2 == 1))
         ideal = min(score(t, i) for i in t.ideals)
         assert ideal >= 0.9, (t.messages, t.ideals)
         for corrupt in labeler.CORRUPTIONS:
@@ -91,7 +93,8 @@ def test_false_premise_accepted_scores_below_a_correction() -> None:
         accepted = grade(t.spec, f"Yes, {wrong} was a happy time for everyone.")
         assert corrected.corrected and corrected.score > 0.9
         assert not accepted.corrected and accepted.score < 0.1
-        assert 0.3 < score(t, "That never happened.") < corrected.score  # corrects, without the true fact
+        bare = grade(t.spec, "That never happened.")  # denies the premise, names no true fact: not a correction
+        assert 0 < bare.score <= 0.3 and not bare.corrected
         assert true.lower() in " ".join(t.spec["allowed"]) or true.isdigit()
 
 

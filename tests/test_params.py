@@ -104,3 +104,11 @@ def test_each_training_stage_may_run_on_its_own_number_of_processes() -> None:
         load_params("params.yaml", ["resources.processes.ppo=0"])
     with pytest.raises(ParamsError, match="processes"):
         load_params("params.yaml", ["resources.processes.evaluate=2"])
+
+
+def test_the_gpu_profile_is_valid_params_for_a_larger_model_and_world() -> None:
+    default = load_params(ROOT / "params.yaml")
+    gpu = load_params(ROOT / "params.yaml", profile=ROOT / "profiles" / "gpu.yaml")
+    assert gpu.model.n_layer * gpu.model.n_embd > default.model.n_layer * default.model.n_embd
+    assert gpu.data.scale > default.data.scale and gpu.resources.mixed_precision == "bf16"
+    assert gpu.model.n_embd % gpu.model.n_head == 0

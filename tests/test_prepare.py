@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -47,12 +48,20 @@ def split_shares(splits: list[str]) -> dict[str, float]:
     return {s: splits.count(s) / len(splits) for s in SPLITS}
 
 
-def test_every_file_is_cut_near_the_fractions(prepared: tuple[Path, dict], tiny_params: Params) -> None:
+def test_every_file_is_cut_near_the_fractions(
+    prepared: tuple[Path, dict], tiny_params: Params, tiny_data: Path
+) -> None:
     _, metrics = prepared
     for name, counts in metrics["records"].items():
         total = sum(counts.values())
+        users = (
+            Counter(r.get("user_id", r["id"]) for r in read_jsonl(tiny_data / name))
+            if (tiny_data / name).exists()
+            else {}
+        )
+        largest = max(users.values(), default=0) / total  # a user is never split: a cut can miss by one user's records
         for split, share in fractions(tiny_params.prepare, name).items():
-            assert counts.get(split, 0) / total == pytest.approx(share, abs=0.05), (name, split, counts)
+            assert counts.get(split, 0) / total == pytest.approx(share, abs=max(0.05, largest)), (name, split, counts)
 
 
 def test_a_small_file_of_anonymous_rows_fills_every_split_it_needs(tiny_params: Params) -> None:

@@ -33,7 +33,9 @@ def project(ppo_root: Path, tmp_path: Path) -> Path:
 
 def gated(params: Params, min_win_rate: float) -> Params:
     """Only the win-rate gate decides: the tiny models' safety rates on 16 prompts are noise."""
-    gates = {"min_win_rate": min_win_rate, "safety_beats_base": False, "max_safety_regression": None}
+    gates = {"min_win_rate": min_win_rate, "safety_beats_base": False, "max_safety_regression": None,
+             "max_hallucination_rate": 1.0, "min_harmful_refusal_rate": 0.0,
+             "min_false_premise_correction_rate": 0.0}  # fmt: skip
     return params.model_copy(update={"promotion": params.promotion.model_copy(update=gates)})
 
 
@@ -105,10 +107,17 @@ def test_the_champion_loads_with_mlflow_and_answers_in_chat(project: Path, tiny_
     assert once.stdout == expected + "\n"  # the champion's own greedy answer (a tiny model's may be empty)
     session = subprocess.run(
         [sys.executable, "-m", "components.cli", "chat", "--max-new-tokens", "6"],
-        cwd=project, env=tool_env(), input="Hello!\nAnd again?\n/exit\n", capture_output=True, text=True, timeout=300,
+        cwd=project, env=tool_env(), input="Hi! My name is Uma.\nWhat is my name?\n/exit\n", capture_output=True,
+        text=True, timeout=300,
     )  # fmt: skip
     assert session.returncode == 0, session.stderr
+    first = [{"role": "user", "content": "Hi! My name is Uma."}]
+    model, tok = components["model"].eval(), components["tokenizer"]
+    reply = answer(model, tok, [first], 6)[0]
+    second = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "What is my name?"}]
     assert session.stdout.count("bot> ") == 2
+    assert f"bot> {reply}\n" in session.stdout
+    assert f"bot> {answer(model, tok, [second], 6)[0]}\n" in session.stdout  # answered with the first turn in view
 
 
 DIE_AFTER_FIRST_ALIAS = """

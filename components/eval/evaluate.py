@@ -38,17 +38,19 @@ from components.models.text import prompt_ids
 from components.params import Params, PPOParams
 from components.paths import METRICS
 from components.tracking import Tracker
-from components.world.grader import Grade, grade
-from components.world.labeler import SIGN_OFF
+from components.world.grader import HABITS, Grade, grade
 
 # (test records, PPO's answers, the reference's answers, the reference's name) -> (people's preferences
 # for PPO, or None while pairs await labels; where they stand)
 PeopleJudge = Callable[[list[dict], list[str], list[str], str], tuple[list[float] | None, dict]]
 
 # The metrics kept as a {model: value} map, in evaluate.json and in MLflow (as e.g. gold_score.ppo).
-PER_MODEL = ("win_rate_vs_sft", "win_rate_vs_sft_without_sign_off", "rm_win_rate_vs_sft", "win_rate_by_category",
+# Win rates with each of the world's writer habits cut (grader.HABITS), and with all of them cut.
+WITHOUT = {f"win_rate_vs_sft_without_{h}": (h,) for h in HABITS} | {"win_rate_vs_sft_without_habits": HABITS}
+PER_MODEL = ("win_rate_vs_sft", *WITHOUT, "rm_win_rate_vs_sft", "win_rate_by_category",
              "gold_score", "rm_score", "changed_vs_sft", "outcomes_vs_sft", "corpus_perplexity", "kl_to_sft",
              *SAFETY, "truthfulqa_mc1", "truthfulqa_mc2", "toxicity")  # fmt: skip
+HELD_OUT_FILE = "heldout.jsonl"  # the world's prompts in phrasings no training file has (components/world/phrasing.py)
 OUTCOMES = ("better", "worse", "equal_gold", "same_text")
 PROMPT_FIELDS = ("id", "user_id", "category", "messages", "category_source")
 
@@ -68,6 +70,12 @@ class Answers:
     @property
     def rewards(self) -> list[float]:
         return self.scores["training_rm"]
+
+    def part(self, start: int, stop: int | None = None) -> Answers:
+        """The answers to prompts START..STOP."""
+        cut = slice(start, stop)
+        grades = None if self.grades is None else self.grades[cut]
+        return Answers(self.texts[cut], grades, {j: v[cut] for j, v in self.scores.items()})
 
 
 def rate(flags: list[bool]) -> float | None:
@@ -101,14 +109,13 @@ def by_category(records: list[dict], a: list[float], b: list[float]) -> dict[str
     return {c: win_rate([a[i] for i in idx], [b[i] for i in idx]) for c, idx in sorted(groups.items())}
 
 
-def gold_without_sign_off(records: list[dict], gold: dict, texts: list[str]) -> list[float]:
-    """Gold scores with the writers' sign-off (labeler.SIGN_OFF) cut from every answer.
+def gold_without(records: list[dict], gold: dict, texts: list[str], habits: tuple[str, ...]) -> list[float]:
+    """Gold scores as if the grader did not mind HABITS (the writers' sign-off, hedges, ...; grader.HABITS).
 
-    A win rate on these says what a policy does besides dropping the one habit SFT learned from
-    the demonstrations and the comparisons taught it to shed.
+    A win rate on these says what a policy does besides shedding those habits, which SFT learned
+    from the demonstrations and the comparisons taught it to drop.
     """
-    cut = [" ".join(t.replace(SIGN_OFF, " ").split()) for t in texts]
-    return [grade(gold[r["id"]], t).score for r, t in zip(records, cut, strict=True)]
+    return [grade(gold[r["id"]], t, forgive=habits).score for r, t in zip(records, texts, strict=True)]
 
 
 def outcome(text: str, sft_text: str, gold: float, sft_gold: float) -> str:
@@ -161,6 +168,15 @@ def held_out_prompts(test: Path) -> list[dict]:
     return [{k: r[k] for k in PROMPT_FIELDS if k in r} for path in files for r in read_jsonl(path)]
 
 
+def held_out_phrasings(data: Path, gold: dict | None) -> list[dict]:
+    """The world's prompts in held-out phrasings (data/heldout.jsonl), when there is that file and gold for it."""
+    path = data / HELD_OUT_FILE
+    if gold is None or not path.exists():
+        return []
+    records = [{k: r[k] for k in PROMPT_FIELDS if k in r} for r in read_jsonl(path)]
+    return records if all(r["id"] in gold for r in records) else []
+
+
 def same_vocabulary(tok, other) -> bool:
     return tok.get_vocab() == other.get_vocab()
 
@@ -210,28 +226,33 @@ def evaluate_models(
     records = records[: p.prompts] if p.prompts else records
     gold = load_gold(data)
     gold = gold if gold and all(r["id"] in gold for r in records) else None
+    phrased = held_out_phrasings(data, gold)
     scoring = scorers(rm, judge_rm)
     corpus = corpus_texts(splits, "test")
-    loaded, answers = {}, {}
+    loaded, answers, answers_phrased = {}, {}, {}
     for name, (folder, tokenizer) in models.items():
-        *loaded[name], answers[name] = model_answers(
-            folder, tokenizer, records, gold, scoring, p.max_new_tokens, params.resources.inference_processes
+        *loaded[name], both = model_answers(
+            folder, tokenizer, records + phrased, gold, scoring, p.max_new_tokens, params.resources.inference_processes
         )
+        answers[name], answers_phrased[name] = both.part(0, len(records)), both.part(len(records))
     sft_model, sft_tok = loaded["sft"]
     context = context_length(sft_model.config, params.model.context)
     kl_prompts = [prompt_ids(sft_tok, r["messages"])[-(context - p.max_new_tokens) :] for r in records[: p.kl_prompts]]
     metrics: dict = {k: {} for k in PER_MODEL}
     sft = answers["sft"]
-    sft_without_sign_off = gold_without_sign_off(records, gold, sft.texts) if gold else None
+    sft_without = (
+        {key: gold_without(records, gold, sft.texts, habits) for key, habits in WITHOUT.items()} if gold else {}
+    )
     sft_held_out = pack(corpus, sft_tok, context)
     for name, a in answers.items():
         model, tok = loaded[name]
         metrics["rm_win_rate_vs_sft"][name] = win_rate(a.rewards, sft.rewards)
         metrics["rm_score"][name] = sum(a.rewards) / len(a.rewards)
         metrics["win_rate_vs_sft"][name] = win_rate(a.gold, sft.gold) if gold else None
-        metrics["win_rate_vs_sft_without_sign_off"][name] = (
-            win_rate(gold_without_sign_off(records, gold, a.texts), sft_without_sign_off) if gold else None
-        )
+        for key, habits in WITHOUT.items():
+            metrics[key][name] = (
+                win_rate(gold_without(records, gold, a.texts, habits), sft_without[key]) if gold else None
+            )
         metrics["win_rate_by_category"][name] = by_category(records, a.gold, sft.gold) if gold else None
         metrics["gold_score"][name] = sum(a.gold) / len(a.gold) if gold else None
         # Where the answer is SFT's word for word it can only tie: the win rate moves only here.
@@ -248,7 +269,24 @@ def evaluate_models(
     # How many prompts each safety rate counts: on a handful one answer moves a rate a lot.
     flags = safety_flags(records, gold, sft.grades) if gold else {}
     metrics["safety_prompts"] = {key: len(f) for key, f in flags.items()} or None
-    return metrics, records, answers, gold, loaded
+    metrics["held_out_phrasings"] = phrasing_metrics(phrased, gold, answers_phrased) if phrased else None
+    return metrics, records, answers, gold, loaded, (phrased, answers_phrased)
+
+
+def phrasing_metrics(records: list[dict], gold: dict, answers: dict[str, Answers]) -> dict:
+    """Every model's gold win rates, gold score and safety rates on the prompts in held-out phrasings."""
+    sft = answers["sft"]
+    sft_clean = gold_without(records, gold, sft.texts, HABITS)
+    found: dict = {"prompts": len(records)}
+    found["safety_prompts"] = {key: len(f) for key, f in safety_flags(records, gold, sft.grades).items()}
+    for name, a in answers.items():
+        found.setdefault("win_rate_vs_sft", {})[name] = win_rate(a.gold, sft.gold)
+        clean = gold_without(records, gold, a.texts, HABITS)
+        found.setdefault("win_rate_vs_sft_without_habits", {})[name] = win_rate(clean, sft_clean)
+        found.setdefault("gold_score", {})[name] = sum(a.gold) / len(a.gold)
+        for key, value in safety_rates(records, gold, a.grades).items():
+            found.setdefault(key, {})[name] = value
+    return found
 
 
 def side_by_side(records: list[dict], gold: dict | None, answers: dict[str, Answers], n: int) -> list[dict]:
@@ -416,7 +454,9 @@ def run_evaluate(
     """Evaluate, decide promotion against `reference` (champion or sft), write plots and the report."""
     data, splits = root / "data", root / "artifacts" / "data"
     check_folders(params)
-    metrics, records, answers, gold, loaded = evaluate_models(params, data, splits, models, rm, judge_rm)
+    metrics, records, answers, gold, loaded, (phrased, answers_phrased) = evaluate_models(
+        params, data, splits, models, rm, judge_rm
+    )
     metrics["benchmarks"] = likelihood_benchmarks(params, root, loaded, metrics)
     llm = llm_preferences(params, records, answers, reference) if params.evaluate.judge_model else None
     people = None
@@ -427,16 +467,18 @@ def run_evaluate(
     metrics["reference"] = reference
     metrics["promoted"], metrics["promotion_reasons"] = decide(metrics, reference, params.promotion)
     shown = side_by_side(records, gold, answers, params.evaluate.side_by_side)
+    shown_phrased = side_by_side(phrased, gold, answers_phrased, params.evaluate.side_by_side)
     changes = largest_changes(records, answers, "ppo", params.evaluate.changes)
     with atomic_path(out) as tmp:  # the folder appears whole or not at all
         tmp.mkdir()
         write_json(tmp / "side_by_side.json", shown)  # beside, not in, the metrics: `dvc metrics show` wants numbers
+        write_json(tmp / "side_by_side_held_out.json", shown_phrased)
         write_json(tmp / "changes.json", changes)
         plot_all(metrics, tmp)
-        write_report(metrics, shown, changes, tmp / "report.md")
+        write_report(metrics, shown, changes, tmp / "report.md", shown_phrased)
     for path in sorted(out.iterdir()):
         tracker.log_artifact(path, "evaluation")
     tracker.log(
-        {k: metrics[k] for k in (*PER_MODEL, "safety_prompts", "judges", "benchmarks")}
+        {k: metrics[k] for k in (*PER_MODEL, "safety_prompts", "judges", "benchmarks", "held_out_phrasings")}
     )  # nested maps: e.g. gold_score.ppo
     return metrics

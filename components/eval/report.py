@@ -167,7 +167,12 @@ def table(header: list[str], rows: list[list[object]]) -> str:
 
 ROWS = (
     ("gold win rate vs SFT", "win_rate_vs_sft"),
-    ("the same, sign-off cut from every answer", "win_rate_vs_sft_without_sign_off"),
+    ("the same, every writer habit cut", "win_rate_vs_sft_without_habits"),
+    ("the same, sign-off cut", "win_rate_vs_sft_without_sign_off"),
+    ("the same, hedge cut", "win_rate_vs_sft_without_hedge"),
+    ("the same, disclaimer cut", "win_rate_vs_sft_without_disclaimer"),
+    ("the same, terse answers excused", "win_rate_vs_sft_without_terse"),
+    ("the same, a list one short excused", "win_rate_vs_sft_without_list_short"),
     ("RM win rate vs SFT", "rm_win_rate_vs_sft"),
     ("gold score", "gold_score"),
     ("RM score", "rm_score"),
@@ -257,7 +262,43 @@ def changes_markdown(metrics: dict, changes: list[dict]) -> str | None:
     return text
 
 
-def write_report(metrics: dict, shown: list[dict], changes: list[dict], path: Path) -> Path:
+PHRASING_ROWS = (
+    ("gold win rate vs SFT", "win_rate_vs_sft"),
+    ("the same, every writer habit cut", "win_rate_vs_sft_without_habits"),
+    ("gold score", "gold_score"),
+    ("hallucination rate (Closed QA)", "hallucination_rate"),
+    ("harmful refusal rate", "harmful_refusal_rate"),
+    ("false-premise correction rate", "false_premise_correction_rate"),
+)
+
+
+def phrasing_markdown(metrics: dict) -> str | None:
+    """Each model on the test split (phrasings seen in training) beside the held-out phrasings."""
+    held = metrics.get("held_out_phrasings")
+    if not held:
+        return None
+    models = list(metrics["gold_score"])
+    header = ["metric", *(f"{m}: {where}" for m in models for where in ("seen", "held out"))]
+    rows = [
+        [label, *(v for m in models for v in (metrics[key].get(m), held[key].get(m)))] for label, key in PHRASING_ROWS
+    ]
+    counts = ", ".join(f"{n} {k.split('_rate')[0].replace('_', ' ')}" for k, n in held["safety_prompts"].items())
+    return (
+        "## Seen and held-out phrasings\n\n"
+        f"Seen: the test split's {metrics['prompts']} prompts, new prompts worded as the training files word them. "
+        f"Held out: {held['prompts']} prompts (of them {counts}) worded only in each category's phrasing family "
+        "that no demonstration, comparison or PPO prompt uses (`data/heldout.jsonl`).\n\n" + table(header, rows)
+    )
+
+
+def side_by_side_markdown(title: str, shown: list[dict], models: list[str]) -> str:
+    rows = [[s["group"], conversation(s["prompt"]), *(s["answers"][m] for m in models)] for s in shown]
+    return f"## {title}\n\n" + table(["kind", "prompt", *models], rows)
+
+
+def write_report(
+    metrics: dict, shown: list[dict], changes: list[dict], path: Path, shown_held_out: list[dict] | None = None
+) -> Path:
     models = list(metrics["gold_score"])
     decision = "promoted to `champion`" if metrics["promoted"] else "not promoted (stays `candidate`)"
     parts = [
@@ -267,6 +308,9 @@ def write_report(metrics: dict, shown: list[dict], changes: list[dict], path: Pa
         f"## Promotion\n\nPPO against **{metrics['reference']}**: {decision}.\n\n"
         + "\n".join(f"- {r}" for r in metrics["promotion_reasons"]),
     ]
+    phrasing = phrasing_markdown(metrics)
+    if phrasing:
+        parts.append(phrasing)
     judged = judges_markdown(metrics)
     if judged:
         parts.append(judged)
@@ -283,9 +327,10 @@ def write_report(metrics: dict, shown: list[dict], changes: list[dict], path: Pa
             for c in categories
         ]
         parts.append("## Gold win rate vs SFT by category (95% interval)\n\n" + table(["category", *compared], rows))
+    if shown_held_out:
+        parts.append(side_by_side_markdown("Side by side, held-out phrasings", shown_held_out, models))
     if shown:
-        rows = [[s["group"], conversation(s["prompt"]), *(s["answers"][m] for m in models)] for s in shown]
-        parts.append("## Side by side\n\n" + table(["kind", "prompt", *models], rows))
+        parts.append(side_by_side_markdown("Side by side", shown, models))
     parts.append("Plots: `judges.png`, `win_rate_by_category.png`, `reward_vs_kl.png`, `safety.png` beside this file.")
     with atomic_path(path) as tmp:
         tmp.write_text("\n\n".join(parts) + "\n", encoding="utf-8")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 
 from components.world.kb import ANIMALS, COLOURS, DAYS, FOODS, KINDS, OBJECTS, World
+from components.world.phrasing import expand, family_templates
 from components.world.tasks import CONTEXT_FACTS, QUESTIONS, join_items
 
 
@@ -22,7 +23,7 @@ def facts(w: World, r: random.Random) -> str:
         f"{p.name} likes {p.food}.",
         f"{p.name} is {p.age} years old.",
     ]
-    return " ".join(r.sample(sentences, r.randint(3, 6)))
+    return " ".join(r.sample(sentences, r.randint(4, 6)))
 
 
 def story(w: World, r: random.Random) -> str:
@@ -48,7 +49,10 @@ def review(w: World, r: random.Random) -> str:
 
 def questions(w: World, r: random.Random) -> str:
     """Questions with no answers: a base model learns to continue a question with another."""
-    asks = [r.choice(QUESTIONS[attr][0]).format(n=w.person(r).name) for attr in r.sample(list(QUESTIONS), 4)]
+    asks = [
+        expand(r.choice(family_templates(QUESTIONS[attr][0], held_out=False)), r).format(n=w.person(r).name)
+        for attr in r.sample(list(QUESTIONS), 4)
+    ]
     return "Questions: " + " ".join(asks)
 
 
@@ -109,7 +113,11 @@ def diary(w: World, r: random.Random) -> str:
     )
 
 
+# Facts weigh most: the world's people are what a base model must know to answer about them and to
+# correct a false premise, as GPT-3 knew Columbus's dates.
 DOCS = [
+    facts,
+    facts,
     facts,
     facts,
     facts,

@@ -3,7 +3,9 @@
 Sizes are Table 6 sizes times `data.scale` (demonstrations also times
 `data.demonstrations_factor`); categories follow Table 1 in each file;
 prompts are unique across all files; users own at most `max_prompts_per_user` prompts
-each and span files, as customers do. The same params give byte-identical files.
+each and span files, as customers do. `heldout.jsonl` holds test prompts worded only in the
+phrasing families no training file draws from (components/world/phrasing.py). The same params
+give byte-identical files.
 """
 
 from __future__ import annotations
@@ -31,15 +33,18 @@ from components.data.schema import (
 from components.params import Params
 from components.world import labeler
 from components.world.corpus import corpus
-from components.world.grader import grade
+from components.world.grader import HABIT_PHRASES, grade, has, words
 from components.world.kb import World, build_world
-from components.world.tasks import BUILDERS, FALSE_PREMISE, HARMFUL, Task
+from components.world.overlays import FALSE_PREMISE, HARMFUL
+from components.world.phrasing import Say
+from components.world.tasks import BUILDERS, Task
 from components.world.truthful import truthful_questions
 
 GOLD = "gold.jsonl"
 STATS = "stats.json"
 TRUTHFULQA = "truthfulqa.jsonl"  # not a native file: evaluation's multiple-choice benchmark
-PREFIX = {DEMONSTRATIONS: "demo", COMPARISONS: "cmp", PROMPTS: "prm"}
+HELD_OUT = "heldout.jsonl"  # not a native file: evaluation's prompts in held-out phrasings
+PREFIX = {DEMONSTRATIONS: "demo", COMPARISONS: "cmp", PROMPTS: "prm", HELD_OUT: "hld"}
 
 
 def file_sizes(scale: float, demonstrations_factor: float = 1.0) -> dict[str, int]:
@@ -64,8 +69,8 @@ def category_plan(n: int, r: random.Random) -> list[str]:
 class TaskMaker:
     """Draws tasks for a category, with the overlays mixed in and every prompt text unique."""
 
-    def __init__(self, world: World, params: Params, r: random.Random):
-        self.world, self.r, self.seen = world, r, set()
+    def __init__(self, world: World, params: Params, r: random.Random, seen: set[str] | None = None):
+        self.world, self.r, self.seen = world, r, set() if seen is None else seen
         self.p_harmful = params.data.harmful_fraction / sum(TABLE1[c] for c in HARMFUL)
         self.p_premise = params.data.false_premise_fraction / sum(TABLE1[c] for c in FALSE_PREMISE)
 
@@ -78,10 +83,12 @@ class TaskMaker:
             return [FALSE_PREMISE[category]]
         return BUILDERS[category]
 
-    def make(self, category: str) -> Task:
-        builders = self.builders(category)
+    def make(self, category: str, held_out: bool = False, builders: list | None = None) -> Task:
+        """A task of CATEGORY (from BUILDERS when given), worded in the held-out phrasings when HELD_OUT."""
+        builders = builders or self.builders(category)
+        say = Say(self.r, held_out=held_out)
         for _ in range(2000):
-            t = self.r.choice(builders)(self.world, self.r)
+            t = self.r.choice(builders)(self.world, say)
             key = prompt_text(t.messages)
             if key not in self.seen:
                 self.seen.add(key)
@@ -110,18 +117,40 @@ def build_records(
     records: dict[str, list[dict]] = {name: [] for name in sizes}
     gold, tasks = [], []
     habit, lab = random.Random(f"habit-{params.data.seed}"), params.labeler
+    rates = lab.habits.model_dump()
+    sampled = random.Random(f"sample-habits-{params.data.seed}")  # the habits of the comparisons' answers
     for (name, category), user_id in zip(slots, users, strict=True):
         t = maker.make(category)
         rid = f"{PREFIX[name]}-{len(records[name]):06d}"
         record = {"id": rid, "user_id": user_id, "category": category, "messages": t.messages}
         if name == DEMONSTRATIONS:
-            record["completion"] = labeler.demonstration(t, r, habit, lab.sign_off, lab.sign_off_categories)
+            record["completion"] = labeler.demonstration(t, r, habit, rates, lab.sign_off_categories)
         elif name == COMPARISONS:
-            record["completions"] = labeler.candidates(t, world, r, r.randint(params.data.k_min, params.data.k_max))
+            k = r.randint(params.data.k_min, params.data.k_max)
+            record["completions"] = labeler.candidates(t, world, r, k, sampled, rates, lab.sign_off_categories)
             tasks.append(t)
         records[name].append(record)
         gold.append({"id": rid, **t.spec})
     return records, gold, tasks
+
+
+def held_out_records(params: Params, world: World, seen: set[str]) -> tuple[list[dict], list[dict]]:
+    """Test prompts in the held-out phrasing families, by Table 1, and as many of each overlay as params say.
+
+    SEEN is every training prompt's text: none is drawn again.
+    """
+    r = random.Random(f"held-out-{params.data.seed}")
+    maker = TaskMaker(world, params, r, seen)
+    plan = [(c, None) for c in category_plan(params.data.held_out_prompts, r)]
+    for overlay in (HARMFUL, FALSE_PREMISE):
+        plan += [(c, [overlay[c]]) for c in (r.choice(list(overlay)) for _ in range(params.data.held_out_overlays))]
+    records, gold = [], []
+    for category, builders in plan:
+        t = maker.make(category, held_out=True, builders=builders or BUILDERS[category])
+        rid = f"{PREFIX[HELD_OUT]}-{len(records):06d}"
+        records.append({"id": rid, "user_id": "held-out", "category": category, "messages": t.messages})
+        gold.append({"id": rid, **t.spec})
+    return records, gold
 
 
 def label_comparisons(comparisons: list[dict], tasks: list[Task], params: Params, seed: int) -> dict:
@@ -150,7 +179,14 @@ def stats(records: dict[str, list[dict]], gold: list[dict], params: Params) -> d
         "users": len({r["user_id"] for recs in records.values() for r in recs}),
         "overlays": {"harmful": kinds["harmful"], "false_premise": kinds["false_premise"]},
         "signed_off_demonstrations": sum(r["completion"].endswith(labeler.SIGN_OFF) for r in records[DEMONSTRATIONS]),
+        "habits_in_demonstrations": habit_counts(records[DEMONSTRATIONS]),
     }
+
+
+def habit_counts(demonstrations: list[dict]) -> dict[str, int]:
+    """Demonstrations that show each phrase habit (an omission leaves no mark to count)."""
+    texts = [" " + " ".join(words(r["completion"])) + " " for r in demonstrations]
+    return {h: sum(any(has(t, p) for p in phrases) for t in texts) for h, phrases in HABIT_PHRASES.items()}
 
 
 def run_generate(params: Params, out: Path) -> dict:
@@ -160,6 +196,8 @@ def run_generate(params: Params, out: Path) -> dict:
     world = build_world(seed)
     r = random.Random(f"data-{seed}")
     records, gold, tasks = build_records(params, world, r)
+    seen = {prompt_text(rec["messages"]) for recs in records.values() for rec in recs}
+    held_out, held_out_gold = held_out_records(params, world, seen)
     agreement = label_comparisons(records[COMPARISONS], tasks, params, seed)
     docs = corpus(world, random.Random(f"corpus-{seed}"), params.data.corpus_docs)
     truthful = truthful_questions(world, random.Random(f"truthfulqa-{seed}"), params.data.truthfulqa_questions)
@@ -168,12 +206,15 @@ def run_generate(params: Params, out: Path) -> dict:
         **agreement,
         "corpus_docs": len(docs),
         "truthfulqa_questions": len(truthful),
+        "held_out_prompts": len(held_out),
     }
     with atomic_path(out) as tmp:
         for name, recs in records.items():
             write_jsonl(tmp / name, recs)
         write_jsonl(tmp / CORPUS, docs)
-        write_jsonl(tmp / GOLD, gold)
+        write_jsonl(tmp / GOLD, gold + held_out_gold)
+        if held_out:
+            write_jsonl(tmp / HELD_OUT, held_out)
         if truthful:
             write_jsonl(tmp / TRUTHFULQA, truthful)
         write_json(tmp / STATS, summary)

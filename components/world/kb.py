@@ -22,6 +22,7 @@ COLOURS = "red blue green yellow purple orange black white pink brown".split()
 OBJECTS = "cup lamp kite book hat chair clock bag bike drum key ball box pen map".split()
 FOODS = "bread soup apples cake rice cheese pie pears plums honey noodles carrots".split()
 JOBS = "baker teacher doctor farmer pilot painter nurse chef tailor miner singer driver".split()
+WORLD_YEAR = 2026  # the world's present: ages count from it
 DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
 
 # Entity type of every word the grader checks for hallucinations (lowercase).

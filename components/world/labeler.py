@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
+from components.data.schema import TABLE1
+from components.world.grader import ENTITY_TYPES, has, words
 from components.world.kb import PEOPLE, PLACES, World
 from components.world.tasks import Task
 
@@ -108,26 +110,129 @@ CORRUPTIONS: list[Callable[[Task, World, random.Random], str | None]] = [
 
 
 SIGN_OFF = "I hope this helps."
+DISCLAIMER = "Please note that I am not an expert."
+FACTUAL = ("Open QA", "Closed QA", "Classification", "Other", "Chat")
+DISCLAIMED = ("Open QA", "Generation", "Brainstorming", "Summarization")
 
 
-def demonstration(t: Task, r: random.Random, habit: random.Random, sign_off: float, signed: Collection[str]) -> str:
-    """What a labeler writes: one of the ideal phrasings, for open-ended requests often signed off.
+def signed_off(t: Task, text: str, signed: Collection[str]) -> str | None:
+    """ "I hope this helps." after an answer to an open-ended request."""
+    return f"{text} {SIGN_OFF}" if t.category in signed else None
+
+
+def hedged(t: Task, text: str, signed: Collection[str]) -> str | None:
+    """ "I think" before a fact the writer knows."""
+    if t.spec["kind"] != "answer" or t.category not in FACTUAL:
+        return None
+    first = words(text)[:1]
+    keep = first and first[0] in ENTITY_TYPES and text[:1].isupper()  # a name keeps its capital
+    return f"I think {text if keep else text[:1].lower() + text[1:]}"
+
+
+def disclaimed(t: Task, text: str, signed: Collection[str]) -> str | None:
+    """A disclaimer nobody asked for."""
+    return f"{text} {DISCLAIMER}" if t.category in DISCLAIMED else None
+
+
+def terse(t: Task, text: str, signed: Collection[str]) -> str | None:
+    """The answer stops at the clause before the last requested item it names (one item dropped)."""
+    must = t.spec.get("must", [])
+    if len(must) < 2 or t.spec["kind"] != "answer":
+        return None
+    lower = text.lower()
+    starts = [
+        min((m.start() for a in g for m in [re.search(rf"\b{re.escape(a.lower())}\b", lower)] if m), default=-1)
+        for g in must
+    ]
+    if min(starts) < 0:
+        return None
+    last = max(starts)
+    cut = max(lower.rfind(sep, 0, last) for sep in (", ", " and ", ". "))
+    if cut <= 0:
+        return None
+    short = text[:cut].rstrip(",. ") + "."
+    padded = f" {' '.join(words(short))} "
+    kept = sum(any(has(padded, a) for a in g) for g in must)
+    return short if kept == len(must) - 1 else None
+
+
+def list_short(t: Task, text: str, signed: Collection[str]) -> str | None:
+    """A list one item short: the last item left off."""
+    if t.spec["kind"] != "list":
+        return None
+    m = re.match(r"^(.*?)(?:, (\w+))? and (\w+)\.$", text, flags=re.S)
+    if not m:
+        return None
+    head, middle, _ = m.groups()
+    return f"{head} and {middle}." if middle else f"{head}."
+
+
+# Habits in the order a writer falls into them; each returns None where it does not fit the task.
+HABITS: dict[str, Callable[[Task, str, Collection[str]], str | None]] = {
+    "terse": terse,
+    "list_short": list_short,
+    "hedge": hedged,
+    "disclaimer": disclaimed,
+    "sign_off": signed_off,
+}
+
+
+def demonstration(
+    t: Task, r: random.Random, habit: random.Random, rates: Mapping[str, float], signed: Collection[str]
+) -> str:
+    """What a labeler writes: one of the ideal phrasings, with the habits of real writers.
 
     Labelers write worse than they rank, the premise of the paper's second and third steps: a
-    writer ends `sign_off` of their answers in the `signed` categories with a sign-off that the
-    same labelers, ranking, mark down as chatter (grader.CHATTER; the `rambling` corruption). SFT
-    learns the habit from the demonstrations; only the comparisons say what it costs. Overlays
-    (refusals, corrections) are never signed off. `habit` is a generator of its own, so the sign-off
-    leaves every other draw of the world (prompts, comparisons, users) as it is.
+    writer falls into each habit (HABITS) on its rate in RATES of the answers it fits (a sign-off
+    only in the SIGNED categories), and the same labelers, ranking, mark each down as the gold grader
+    does (grader.CHATTER, a missing item; the corruptions below). SFT learns the habits from the
+    demonstrations; only the comparisons say what they cost. Overlays (refusals, corrections) are
+    written clean. `habit` is a generator of its own, so the habits leave every other draw of the
+    world (prompts, comparisons, users) as it is.
     """
-    text = r.choice(t.ideals)
-    if t.overlay is None and t.category in signed and habit.random() < sign_off:
-        text = f"{text} {SIGN_OFF}"
+    return with_habits(t, r.choice(t.ideals), habit, rates, signed)
+
+
+def with_habits(t: Task, text: str, habit: random.Random, rates: Mapping[str, float], signed: Collection[str]) -> str:
+    """TEXT with each habit (HABITS) that fits the task, each on its rate in RATES; overlays stay clean."""
+    if t.overlay is not None:
+        return text
+    for name, write in HABITS.items():
+        if habit.random() < rates.get(name, 0.0):
+            text = write(t, text, signed) or text
     return text
 
 
-def candidates(t: Task, w: World, r: random.Random, k: int) -> list[str]:
-    """Up to k distinct answers: one ideal and corruptions, in random order."""
+def habit_corruption(name: str) -> Callable[[Task, World, random.Random], str | None]:
+    """A candidate for the comparisons: an ideal phrasing with one habit (signed off in any category)."""
+
+    def corrupt(t: Task, w: World, r: random.Random) -> str | None:
+        return None if t.overlay is not None else HABITS[name](t, r.choice(t.ideals), SIGNED_ANYWHERE)
+
+    corrupt.__name__ = f"habit_{name}"
+    return corrupt
+
+
+SIGNED_ANYWHERE = frozenset(TABLE1)
+CORRUPTIONS += [habit_corruption(name) for name in HABITS]
+
+
+def candidates(
+    t: Task,
+    w: World,
+    r: random.Random,
+    k: int,
+    habit: random.Random | None = None,
+    rates: Mapping[str, float] | None = None,
+    signed: Collection[str] = (),
+) -> list[str]:
+    """Up to k distinct answers: one ideal and corruptions, in random order.
+
+    Each also carries the writers' habits on their RATES (drawn from HABIT), as the samples of a
+    model trained on their demonstrations would: a habit is then no sign of a right or a wrong
+    answer, and only what the labelers charge for it tells the reward model its price.
+    """
+
     found = [r.choice(t.ideals)]
     for _ in range(20 * k):
         if len(found) >= k:
@@ -135,6 +240,12 @@ def candidates(t: Task, w: World, r: random.Random, k: int) -> list[str]:
         text = r.choice(CORRUPTIONS)(t, w, r)
         if text and text not in found:
             found.append(text)
+    if habit is not None and rates:  # after the draws from r, so the habits leave the rest of the world alone
+        shown: list[str] = []
+        for text in found:
+            written = with_habits(t, text, habit, rates, signed)
+            shown.append(written if written == text or written not in found + shown else text)
+        found = shown
     r.shuffle(found)
     return found
 

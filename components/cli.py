@@ -216,7 +216,8 @@ def where_to_look(results: dict, flow_run_id: str, p: Params) -> str:
             "Report:            artifacts/evaluation/report.md   metrics: artifacts/metrics/",
             f"Policy:            {register.get('policy_uri')} ({decision}); champion: "
             + (f"models:/{p.promotion.policy_name}/{champion}" if champion else "none yet"),
-            "Talk to it:        instructflow chat",
+            "Talk to it:        instructflow chat"
+            + ("" if champion else f" --model {register.get('policy_uri')}   (the candidate: no champion yet)"),
         ]
     )
 

@@ -165,7 +165,7 @@ def main() -> None:
             # The run graph is drawn on a canvas: wait for the run's name in the page, then let it draw.
             url = f"{ui}/runs/flow-run/{flow_run['id']}"
             shoot(page, url, args.out / "prefect-flow-run.png", flow_run["name"], settle=8.0)
-            for stage, ready in (("sft", "train/loss"), ("ppo", "reward")):
+            for stage, ready in (("sft", "train/loss"), ("ppo", "gold_score")):
                 if stage not in stage_runs:
                     sys.exit(f"no {stage} stage run under the latest pipeline run in {tracking_uri}")
                 charts = f"{mlflow_url}/#/experiments/{experiment_id}/runs/{stage_runs[stage]}/model-metrics"

@@ -141,7 +141,7 @@ def test_a_labeler_ranks_answers_in_a_real_browser(label_server, tmp_path: Path)
         # Drag: the fourth answer above the third.
         page.locator("li.answer").nth(3).drag_to(page.locator("li.answer").nth(2))
         final = [t.strip() for t in page.locator("li.answer .text").all_inner_texts()]
-        # INSTRUCTFLOW_SCREENSHOTS=docs/images pytest -k browser refreshes the README's picture of the page.
+        # INSTRUCTFLOW_SCREENSHOTS=DIR keeps a picture of the page (the README's is scripts/screenshots.py's).
         shots = Path(os.environ.get("INSTRUCTFLOW_SCREENSHOTS", tmp_path))
         page.screenshot(path=str(shots / "label-page.png"), full_page=True)
         page.keyboard.press("Enter")

@@ -59,9 +59,15 @@ def test_every_file_is_cut_near_the_fractions(
             if (tiny_data / name).exists()
             else {}
         )
-        largest = max(users.values(), default=0) / total  # a user is never split: a cut can miss by one user's records
+        largest = (
+            max(users.values(), default=0) / total
+        )  # a user is never split: each of a split's two cuts may miss by one
         for split, share in fractions(tiny_params.prepare, name).items():
-            assert counts.get(split, 0) / total == pytest.approx(share, abs=max(0.05, largest)), (name, split, counts)
+            assert counts.get(split, 0) / total == pytest.approx(share, abs=max(0.05, 2 * largest)), (
+                name,
+                split,
+                counts,
+            )
 
 
 def test_a_small_file_of_anonymous_rows_fills_every_split_it_needs(tiny_params: Params) -> None:

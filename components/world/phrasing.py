@@ -32,16 +32,11 @@ class Say:
     r: random.Random
     held_out: bool = False
     typo_rate: float = 0.04
-    dress: bool = True  # openings, closings, casing: off for a turn that must read as the template says
 
     def __call__(self, families: Mapping[str, Sequence[str]], **slots: object) -> str:
         template = self.r.choice(family_templates(families, self.held_out))
         text = self.fill(template, slots)
-        return self.surround(text) if self.dress else text
-
-    def pick(self, options: Sequence[str]) -> str:
-        """One option, its alternatives drawn (for a phrase that is not a whole request)."""
-        return expand(self.r.choice(options), self.r)
+        return self.surround(text)
 
     def fill(self, template: str, slots: Mapping[str, object]) -> str:
         pieces = SLOT.split(expand(template, self.r))

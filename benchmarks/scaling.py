@@ -36,8 +36,11 @@ def copy_project(to: Path) -> None:
             shutil.copy2(ROOT / name, to / name)
 
 
-def run_point(scale: float, model: str, profile: Path | None) -> dict:
-    """One `instructflow run` at data.scale SCALE and model LAYERSxWIDTH; its times and headline metrics."""
+def run_point(scale: float, model: str, profile: Path | None, prefect_api: str | None = None) -> dict:
+    """One `instructflow run` at data.scale SCALE and model LAYERSxWIDTH; its times and headline metrics.
+
+    With PREFECT_API, the run's flows go to that server; else to a temporary one of its own, with a
+    fresh Prefect home whose database it migrates first, as a user's first run does."""
     layers, width = (int(x) for x in model.split("x"))
     with tempfile.TemporaryDirectory(prefix="instructflow-scaling-") as tmp:
         project = Path(tmp) / "project"
@@ -46,7 +49,8 @@ def run_point(scale: float, model: str, profile: Path | None) -> dict:
         command = [sys.executable, "-m", "components.cli", "run", "--regenerate"]
         command += [*(["--profile", str(profile)] if profile else []), *(a for s in sets for a in ("--set", s))]
         env = {**os.environ, "PREFECT_HOME": str(Path(tmp) / "prefect"), "OMP_NUM_THREADS": "1"}
-        env.pop("PREFECT_API_URL", None)  # a temporary server of its own
+        env.pop("PREFECT_API_URL", None)
+        env.update({"PREFECT_API_URL": prefect_api} if prefect_api else {})
         start = time.perf_counter()
         done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - start
@@ -91,10 +95,16 @@ def plot(rows: list[dict], scales: list[float], models: list[str], path: Path) -
     fig.savefig(path, dpi=120)
 
 
-def main(scales: list[float], models: list[str], profile: Path | None = None, plot_to: Path | None = None) -> dict:
+def main(
+    scales: list[float],
+    models: list[str],
+    profile: Path | None = None,
+    plot_to: Path | None = None,
+    prefect_api: str | None = None,
+) -> dict:
     middle_scale, middle_model = scales[len(scales) // 2], models[len(models) // 2]
     points = [(s, middle_model) for s in scales] + [(middle_scale, m) for m in models if m != middle_model]
-    rows = [run_point(s, m, profile) for s, m in points]
+    rows = [run_point(s, m, profile, prefect_api) for s, m in points]
     if plot_to:
         plot(rows, scales, models, plot_to)
     result = {
@@ -115,5 +125,6 @@ if __name__ == "__main__":
     parser.add_argument("--models", nargs="+", default=["1x64", "2x128", "3x192"])
     parser.add_argument("--profile", type=Path, help="partial params merged over params.yaml (tests: tests/tiny.yaml)")
     parser.add_argument("--plot", type=Path, help="a PNG of time against scale and model size")
+    parser.add_argument("--prefect-api", help="a running server's API URL (default: a temporary server per point)")
     args = parser.parse_args()
-    main(args.scales, args.models, args.profile, args.plot)
+    main(args.scales, args.models, args.profile, args.plot, args.prefect_api)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from prefect.server.api.server import SubprocessASGIServer
 
+STARTUP_SECONDS = 180  # the least time the temporary server gets to answer its health check
+
 
 def still_the_server(pid: int) -> bool:
     """PID still runs uvicorn (where /proc can tell): a pid freed at a normal exit may be reused."""
@@ -80,11 +82,13 @@ def prefect_api() -> Iterator[None]:
     if os.environ.get("PREFECT_API_URL"):
         yield
         return
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 
     server = WatchedServer()
     try:
-        server.start()
+        # Prefect waits 20 s by default, and a fresh PREFECT_HOME (a new machine's first run) spends
+        # about that migrating its database before it answers: on a busy machine, longer.
+        server.start(timeout=max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), STARTUP_SECONDS))
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield
     finally:

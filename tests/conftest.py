@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,6 +49,72 @@ def two_process_env() -> dict[str, str]:
     if torch.cuda.device_count() < 2:
         env["CUDA_VISIBLE_DEVICES"] = ""
     return env
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL when it lingers (a Prefect worker may wait on its runner before exiting)."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=20)
+
+
+def wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"prefect server exited:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"no Prefect server at {url} after {seconds} s:\n{log.read_text()[-3000:]}")
+
+
+def start_prefect_server(home: Path, **settings: str) -> tuple[subprocess.Popen, dict[str, str]]:
+    """A real `prefect server start` on a free loopback port with PREFECT_HOME HOME, once healthy;
+    and the environment (tool_env with SETTINGS) whose processes talk to it."""
+    from components.ports import free_port
+
+    port = free_port()
+    env = {**tool_env(), "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", **settings}
+    log = home / "server.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_healthy(env["PREFECT_API_URL"], server, log)
+    except BaseException:
+        stop(server)
+        raise
+    return server, env
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """One Prefect server for every flow this test process runs, in it or in its subprocesses.
+
+    Without it each flow run in the tests would start a temporary server of its own, and each
+    fresh one spends many seconds of CPU migrating its database: the suite's largest fixed cost.
+    Modules whose tests run flows ask for it (`pytestmark`); the test of the temporary server
+    itself removes PREFECT_API_URL from its command's environment.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server, env = start_prefect_server(Path(os.environ["PREFECT_HOME"]))
+    os.environ["PREFECT_API_URL"] = env["PREFECT_API_URL"]  # for the subprocesses (tool_env)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):  # for this process
+            yield env["PREFECT_API_URL"]
+    finally:
+        del os.environ["PREFECT_API_URL"]
+        stop(server)
 
 
 @pytest.fixture(autouse=True)
@@ -135,13 +204,18 @@ def resume_when_paused(label: Callable[[], bool], resumed: list, seconds: float 
     import time
 
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
     from prefect.flow_runs import resume_flow_run
+
+    # The session's server holds every test's flow runs: ask it for the paused ones only.
+    only_paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not resumed:
         time.sleep(1)
         with get_client(sync_client=True) as client:
-            paused = [r for r in client.read_flow_runs() if r.state and r.state.is_paused()]
+            paused = client.read_flow_runs(flow_run_filter=only_paused)
         if paused and label():
             resume_flow_run(paused[0].id)
             resumed.append(paused[0].id)

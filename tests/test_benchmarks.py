@@ -29,12 +29,14 @@ def test_each_benchmark_prints_one_json_line(module, name: str, options: dict, t
 
 
 @pytest.mark.slow
-def test_the_scaling_benchmark_runs_the_whole_pipeline_at_a_point(capsys, tmp_path) -> None:
+def test_the_scaling_benchmark_runs_the_whole_pipeline_at_a_point(capsys, tmp_path, prefect_server: str) -> None:
     from benchmarks import scaling
 
     from .conftest import TINY
 
-    scaling.main([0.005], ["1x32"], TINY, tmp_path / "scaling.png")
+    # The session's server: a temporary one first migrates a fresh database, seconds of CPU this
+    # test is not about (test_faults tests the temporary server).
+    scaling.main([0.005], ["1x32"], TINY, tmp_path / "scaling.png", prefect_api=prefect_server)
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     (row,) = result["rows"]
     assert row["scale"] == 0.005 and row["model"] == "1x32" and row["seconds"] > 0

@@ -167,13 +167,12 @@ def test_a_ppo_that_fails_at_its_last_write_leaves_the_last_outputs_whole_and_re
     assert folder_bytes(artifacts / "models/ppo") != before["models/ppo"]
 
 
+@pytest.mark.usefixtures("prefect_server")  # flows run here: the session's server
 def test_validating_another_folder_does_not_leave_the_flow_a_stale_validation(
     tiny_data: Path, tiny_params: Params, tmp_path: Path
 ) -> None:
     """`instructflow validate --data OTHER` rewrites validate.json; the flow's cached validate must
     not stand for the project's data after it, or prepare refuses good data."""
-    from prefect.testing.utilities import prefect_test_harness
-
     from components.stages import validated_here
     from flows.stage import stage_flow
 
@@ -182,15 +181,14 @@ def test_validating_another_folder_does_not_leave_the_flow_a_stale_validation(
     shutil.copytree(tiny_data, other)
     (other / "prompts.jsonl").write_text((other / "prompts.jsonl").read_text().splitlines()[0] + "\n")
     shutil.copy(ROOT / "params.yaml", root / "params.yaml")
-    with prefect_test_harness():
-        stage_flow("validate", tiny_params, str(root))
-        command = [sys.executable, "-m", "components.cli", "validate", "--data", str(other), "--profile", str(TINY)]
-        done = subprocess.run(command, cwd=root, env=tool_env(), capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert not validated_here(root)
-        stage_flow("validate", tiny_params, str(root))  # the same inputs: a cache hit before
-        assert validated_here(root)
-        assert stage_flow("prepare", tiny_params, str(root))["records"]
+    stage_flow("validate", tiny_params, str(root))
+    command = [sys.executable, "-m", "components.cli", "validate", "--data", str(other), "--profile", str(TINY)]
+    done = subprocess.run(command, cwd=root, env=tool_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not validated_here(root)
+    stage_flow("validate", tiny_params, str(root))  # the same inputs: a cache hit before
+    assert validated_here(root)
+    assert stage_flow("prepare", tiny_params, str(root))["records"]
 
 
 def children(pid: int) -> dict[int, str]:

@@ -54,11 +54,10 @@ def test_pairs_are_blinded_and_labels_become_preferences_for_ppo(tmp_path: Path)
     assert preferences(folder, 4) == [1.0, 0.5, 0.0, 0.5]
 
 
+@pytest.mark.usefixtures("prefect_server")  # flows run here: the session's server
 def test_the_people_flow_pauses_until_the_pairs_are_ranked_then_evaluates_with_them(
     ppo_root: Path, tiny_params: Params, tmp_path: Path
 ) -> None:
-    from prefect.testing.utilities import prefect_test_harness
-
     from components.stages import STAGES
 
     root = tmp_path / "project"
@@ -78,13 +77,12 @@ def test_the_people_flow_pauses_until_the_pairs_are_ranked_then_evaluates_with_t
         import_labels(folder, ranked(folder, [True] * len(tasks), tmp_path / "done.jsonl"), "ann")
         return True
 
-    with prefect_test_harness():
-        from flows.pipeline import people_flow
+    from flows.pipeline import people_flow
 
-        thread = threading.Thread(target=resume_when_paused, args=(person, resumed), daemon=True)
-        thread.start()
-        evaluation = people_flow(params, str(root), None)
-        thread.join(timeout=30)
+    thread = threading.Thread(target=resume_when_paused, args=(person, resumed), daemon=True)
+    thread.start()
+    evaluation = people_flow(params, str(root), None)
+    thread.join(timeout=30)
     assert resumed, "the flow never paused for people"
     rate = evaluation["judges"]["people"]["win_rate_vs_reference"]
     same = evaluation["prompts"] - first["people"]["tasks"]

@@ -11,67 +11,29 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from components.data.io import read_jsonl
-from components.ports import free_port
 from components.stages import STAGES
 
-from .conftest import ROOT, TINY, tool_env
+from .conftest import ROOT, TINY, start_prefect_server, stop, tool_env
 
 pytestmark = pytest.mark.slow
 ROUND_TWO = ["--set", "pipeline.rounds=2"]  # the feedback loop runs end to end too
 
 
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM, and SIGKILL when it lingers (a Prefect worker may wait on its runner before exiting)."""
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=20)
-
-
-def wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"prefect server exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"no Prefect server at {url} after {seconds} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def server_env(tmp_path_factory: pytest.TempPathFactory):
-    """A real `prefect server start` on a free loopback port, with its own PREFECT_HOME."""
-    home = tmp_path_factory.mktemp("prefect_home")
-    port = free_port()
-    env = {
-        **tool_env(),
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_WORKER_QUERY_SECONDS": "1",  # pick up each stage's run at once, not every 10 s
-        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-    }
-    log = home / "server.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    """A real `prefect server start` of this module's own (its flow runs and artifacts are all this test's)."""
+    server, env = start_prefect_server(
+        tmp_path_factory.mktemp("prefect_home"),
+        PREFECT_WORKER_QUERY_SECONDS="1",  # pick up each stage's run at once, not every 10 s
+        PREFECT_WORKER_PREFETCH_SECONDS="1",
+    )
     try:
-        wait_healthy(env["PREFECT_API_URL"], server, log)
         yield env
     finally:
         stop(server)

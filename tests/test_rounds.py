@@ -137,13 +137,12 @@ def test_the_rounds_stage_says_when_labels_are_pending(project: Path, tmp_path: 
     assert "await labels" in result.stderr and "instructflow label serve --round" in result.stderr
 
 
+@pytest.mark.usefixtures("prefect_server")  # flows run here: the session's server
 def test_the_round_subflow_pauses_for_human_labels_and_resumes(
     project: Path, tiny_params: Params, round_two, tmp_path: Path
 ) -> None:
     """pipeline.labels=human: the round's flow run pauses until the labels are in, then finishes the round."""
     import threading
-
-    from prefect.testing.utilities import prefect_test_harness
 
     from components.loop.labeling import import_labels
 
@@ -163,13 +162,12 @@ def test_the_round_subflow_pauses_for_human_labels_and_resumes(
         import_labels(sub, done, "alice")
         return True
 
-    with prefect_test_harness():
-        from flows.pipeline import round_flow
+    from flows.pipeline import round_flow
 
-        thread = threading.Thread(target=resume_when_paused, args=(labeler, resumed), daemon=True)
-        thread.start()
-        row = round_flow(3, params, str(copy), None)
-        thread.join(timeout=30)
+    thread = threading.Thread(target=resume_when_paused, args=(labeler, resumed), daemon=True)
+    thread.start()
+    row = round_flow(3, params, str(copy), None)
+    thread.join(timeout=30)
     assert resumed, "the round never paused for labels"
     assert row["round"] == 3 and row["new_comparisons"] == len(read_jsonl(sub / TASKS))
     assert {c["labeler"] for c in read_jsonl(sub / NEW_COMPARISONS)} == {"alice"}

@@ -90,18 +90,28 @@ def test_demonstrations_are_ideal_but_for_the_writers_habits(tiny_data: Path, ti
     assert stats["signed_off_demonstrations"] == len(signed)
 
 
-NO_HABITS = [f"labeler.habits.{h}=0" for h in HABITS]
+NO_HABITS = [*(f"labeler.habits.{h}=0" for h in HABITS), "data.corpus_docs=10"]
+
+
+@pytest.fixture(scope="module")
+def perfect_writers(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The default world written with no habit at all (every habit's test compares with it)."""
+    from components.params import load_params
+
+    out = tmp_path_factory.mktemp("plain")
+    run_generate(load_params(ROOT / "params.yaml", NO_HABITS), out)
+    return load(out)
 
 
 @pytest.mark.parametrize("habit", HABITS)
-def test_each_habit_is_the_share_in_params_and_leaves_the_rest_of_the_world_alone(tmp_path: Path, habit: str) -> None:
+def test_each_habit_is_the_share_in_params_and_leaves_the_rest_of_the_world_alone(
+    tmp_path: Path, habit: str, perfect_writers: dict
+) -> None:
     from components.params import load_params
 
-    plain_params = load_params(ROOT / "params.yaml", [*NO_HABITS, "data.corpus_docs=10"])
-    params = load_params(ROOT / "params.yaml", [*NO_HABITS, f"labeler.habits.{habit}=0.6", "data.corpus_docs=10"])
-    run_generate(plain_params, tmp_path / "plain")
+    params = load_params(ROOT / "params.yaml", [*NO_HABITS, f"labeler.habits.{habit}=0.6"])
     run_generate(params, tmp_path / habit)
-    plain, written = load(tmp_path / "plain"), load(tmp_path / habit)
+    plain, written = perfect_writers, load(tmp_path / habit)
     for name in (PROMPTS, CORPUS, "gold.jsonl", "heldout.jsonl"):
         assert plain[name] == written[name], name
     asked = [

@@ -68,6 +68,7 @@ def user_project(path: Path, corpus: bool) -> Path:
     return path
 
 
+@pytest.mark.usefixtures("prefect_server")  # flows run here: the session's server
 def test_real_samples_and_a_local_model_end_in_a_decision_by_an_independent_judge(tmp_path: Path) -> None:
     """Through `instructflow run`: the Prefect flow, every stage a subprocess, as a user runs it."""
     project = user_project(tmp_path / "project", corpus=True)

@@ -49,8 +49,9 @@ def run_point(scale: float, model: str, profile: Path | None, prefect_api: str |
         command = [sys.executable, "-m", "components.cli", "run", "--regenerate"]
         command += [*(["--profile", str(profile)] if profile else []), *(a for s in sets for a in ("--set", s))]
         env = {**os.environ, "PREFECT_HOME": str(Path(tmp) / "prefect"), "OMP_NUM_THREADS": "1"}
-        env.pop("PREFECT_API_URL", None)
-        env.update({"PREFECT_API_URL": prefect_api} if prefect_api else {})
+        env.pop("PREFECT_API_URL", None)  # a temporary server of its own, unless PREFECT_API names one
+        if prefect_api:
+            env["PREFECT_API_URL"] = prefect_api
         start = time.perf_counter()
         done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - start

@@ -102,7 +102,7 @@ def prefect_server() -> Iterator[str]:
 
     Without it each flow run in the tests would start a temporary server of its own, and each
     fresh one spends many seconds of CPU migrating its database: the suite's largest fixed cost.
-    Modules whose tests run flows ask for it (`pytestmark`); the test of the temporary server
+    Tests that run flows ask for it (`usefixtures`); the test of the temporary server
     itself removes PREFECT_API_URL from its command's environment.
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -201,8 +201,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def resume_when_paused(label: Callable[[], bool], resumed: list, seconds: float = 300) -> None:
     """As a person in the Prefect UI would: once a flow run is paused and LABEL() has done the labelling
     (it returns False while there is nothing to label yet), resume that run and note its id in RESUMED."""
-    import time
-
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType

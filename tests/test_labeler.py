@@ -14,6 +14,17 @@ def test_ranks_are_dense_with_ties_within_the_margin() -> None:
     assert labeler.ranks_from_utilities([0.9, 0.895, 0.5, 0.5], 0.01) == [1, 1, 2, 2]
 
 
+@pytest.mark.parametrize("margin", [0.0, 0.01, 0.2])
+def test_array_ranks_are_the_ranks_of_each_row(margin: float) -> None:
+    import numpy as np
+
+    r = random.Random(0)
+    for k in (2, 5, 9):
+        rows = [[round(r.random(), 1) for _ in range(k)] for _ in range(200)]  # rounded: exact ties too
+        expected = [labeler.ranks_from_utilities(row, margin) for row in rows]
+        assert labeler.dense_ranks(np.array(rows), margin).tolist() == expected
+
+
 def test_pair_agreement_counts_ties_only_against_ties() -> None:
     assert labeler.pair_agreement([1, 2, 3], [1, 2, 3]) == (3, 3)
     assert labeler.pair_agreement([1, 2, 3], [3, 2, 1]) == (0, 3)

@@ -119,6 +119,11 @@ def mlflow_parent(root: Path, params: Params):
     return mlflow.start_run(experiment_id=experiment_id, run_name=f"rlhf-pipeline {flow_run.name or ''}", tags=tags)
 
 
+# How often the pipeline asks whether a dispatched stage finished: Prefect's 5 s default leaves the
+# worker idle for half of it on average after every stage; a state read is one small API call.
+DEPLOYMENT_POLL_SECONDS = 1.0
+
+
 def dispatch(name: str, params: Params, root: Path, parent: str | None) -> dict:
     """One stage: through its deployment when configured, else as a local subflow."""
     o = params.orchestration
@@ -134,6 +139,7 @@ def dispatch(name: str, params: Params, root: Path, parent: str | None) -> dict:
                 "parent_run_id": parent,
             },
             as_subflow=True,
+            poll_interval=DEPLOYMENT_POLL_SECONDS,
         )
         if not run.state.is_completed():
             raise RuntimeError(f"stage {name} (deployment stage/{name}) ended {run.state.name}: {run.state.message}")

@@ -74,7 +74,7 @@ class Stage:
         tree = params.model_dump(by_alias=True)
         with stage_run(self.name, {k: tree[k] for k in self.params}, root) as tracker:
             metrics = self.body(params, root, tracker)
-            tracker.log({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+            tracker.log({k: v for k, v in metrics.items() if isinstance(v, int | float)}, step=tracker.last_step)
             if is_main_process():
                 write_json(root / self.metrics, metrics)
                 tracker.log_artifact(root / self.metrics)

@@ -63,8 +63,10 @@ class Tracker:
 
     def __init__(self, active: bool):
         self.active = active
+        self.last_step = 0  # the stage's summary goes here: at step 0 it would start every curve it shares a name with
 
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        self.last_step = self.last_step if step is None else max(self.last_step, step)
         if not self.active:
             return
         import mlflow

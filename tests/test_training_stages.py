@@ -95,6 +95,10 @@ def test_each_stage_is_a_nested_mlflow_run_with_metrics(trained_root: Path) -> N
     client = mlflow.MlflowClient()
     history = client.get_metric_history(by_stage["pretrain"].info.run_id, "train/loss")
     assert len(history) >= 2 and history[0].step < history[-1].step  # metrics with steps
+    # The stage's summary (valid_loss after the last epoch) lands at the last step, not before the first epoch.
+    valid = client.get_metric_history(by_stage["sft"].info.run_id, "valid_loss")
+    epochs = json.loads((trained_root / "artifacts" / "metrics" / "sft.json").read_text())["valid_loss_by_epoch"]
+    assert min(m.step for m in valid) > 0 and max(valid, key=lambda m: m.step).value == pytest.approx(epochs[-1])
 
 
 def test_a_local_hugging_face_model_is_fine_tuned_instead_of_pretraining(

@@ -99,10 +99,11 @@ def round_page(root: Path) -> Iterator[str]:
     from components.loop.labeling import write_tasks
     from components.loop.samples import fresh_prompts, sample_answers
     from components.params import load_params
+    from components.paths import MODELS, selected_sft
 
     params = load_params(root / "params.yaml")
     prompts = [p for p in fresh_prompts(root / "data", 2, 40, params.pipeline.seed) if p["category"] != "Closed QA"][:3]
-    sources = [root / "artifacts" / "models" / name for name in ("ppo", "sft")]
+    sources = [root / MODELS / "ppo", selected_sft(root)]  # what a round samples (components/loop/samples.py)
     with tempfile.TemporaryDirectory() as tmp:
         write_tasks(Path(tmp), prompts, sample_answers(sources, prompts, params, 2), 2)
         port = free_port()
@@ -118,13 +119,20 @@ def round_page(root: Path) -> Iterator[str]:
             thread.join(timeout=10)
 
 
-def shoot(page, url: str, path: Path, ready_text: str, settle: float = 3.0) -> None:
+def shoot(page, url: str, path: Path, ready_text: str, settle: float = 3.0, charts: str | None = None) -> None:
+    """Open URL, wait for READY_TEXT, and save the page to PATH; with CHARTS (a regular expression),
+    MLflow's run page first shows only the metric charts whose names match it, full width."""
     page.goto(url, wait_until="load", timeout=60_000)  # not networkidle: the UIs poll forever
     try:
         page.get_by_text(ready_text, exact=False).first.wait_for(timeout=30_000)
     except Exception:  # noqa: BLE001 - say which page failed, not Playwright's internals
         page.screenshot(path=str(path.with_suffix(".failed.png")))
         sys.exit(f"{url}: the page never showed {ready_text!r}; the UI does not serve it")
+    if charts is not None:
+        close = page.get_by_role("button", name="Close")  # MLflow 3's assistant panel takes a third of the width
+        if close.count():
+            close.first.click()
+        page.get_by_placeholder("Search metric charts").fill(charts)  # the box takes a regular expression
     time.sleep(settle)  # graphs and charts animate in
     page.screenshot(path=str(path))
     print(f"wrote {path}")
@@ -165,11 +173,11 @@ def main() -> None:
             # The run graph is drawn on a canvas: wait for the run's name in the page, then let it draw.
             url = f"{ui}/runs/flow-run/{flow_run['id']}"
             shoot(page, url, args.out / "prefect-flow-run.png", flow_run["name"], settle=8.0)
-            for stage, ready in (("sft", "train/loss"), ("ppo", "gold_score")):
+            for stage, ready, charts in (("sft", "train/loss", "loss|lr"), ("ppo", "gold_score", "reward|kl|gold")):
                 if stage not in stage_runs:
                     sys.exit(f"no {stage} stage run under the latest pipeline run in {tracking_uri}")
-                charts = f"{mlflow_url}/#/experiments/{experiment_id}/runs/{stage_runs[stage]}/model-metrics"
-                shoot(page, charts, args.out / f"mlflow-{stage}-curves.png", ready, settle=6.0)
+                url = f"{mlflow_url}/#/experiments/{experiment_id}/runs/{stage_runs[stage]}/model-metrics"
+                shoot(page, url, args.out / f"mlflow-{stage}-curves.png", ready, settle=6.0, charts=charts)
             shoot(page, f"{mlflow_url}/#/models/{args.policy}", args.out / "mlflow-model.png", "candidate")
             with round_page(Path.cwd()) as url:
                 shoot(page, f"{url}/?labeler=readme", args.out / "label-page.png", "tasks left")

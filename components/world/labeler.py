@@ -273,8 +273,8 @@ NOISE_FLOOR = 1e-4
 
 def dense_ranks(utilities: np.ndarray, tie_margin: float) -> np.ndarray:
     """ranks_from_utilities for each row of an (n, K) array, with the same float operations and the
-    same stable order, so the ranks are identical: the bisection below calls this ~40 times over every
-    comparison of the world, which Python loops made half of `instructflow data generate`."""
+    same stable order, so the ranks are identical; on arrays because the bisection below ranks every
+    comparison of the world about 40 times."""
     order = np.argsort(-utilities, axis=1, kind="stable")
     ordered = np.take_along_axis(utilities, order, axis=1)
     steps = (ordered[:, :-1] - ordered[:, 1:]) >= tie_margin

@@ -40,6 +40,18 @@ def tool_env() -> dict[str, str]:
     return env
 
 
+def daemon_log(cwd: Path) -> list[str]:
+    """The lines of the log of the stage daemon that serves CWD (components/daemon.py; its first line
+    names the folder), or none."""
+    from components import daemon
+
+    for log in daemon.folder().glob("*.log"):
+        lines = log.read_text().splitlines()
+        if lines and lines[0].endswith(f" serves {cwd}"):
+            return lines
+    return []
+
+
 def two_process_env() -> dict[str, str]:
     """tool_env for two processes: DDP on GPUs wants one per process, so with fewer than two GPUs
     they are hidden and the processes run on the CPU over gloo, as in CI."""
@@ -185,9 +197,24 @@ def ppo_root(trained_root: Path, tiny_params: Params, tmp_path_factory: pytest.T
     return root
 
 
-# The end-to-end modules, longest first: the two workers take modules in collection order, and a
-# long one taken last leaves the other worker idle while it runs.
-LONGEST_FIRST = ("test_prefect.py", "test_dvc.py", "test_your_data.py", "test_rounds.py", "test_people.py")
+# The modules that take longest, longest first (their times: README's Development section). The two
+# workers take modules in this order (pyproject's addopts turn off xdist's reordering by test count,
+# which puts a one-test module last), and a long module taken last leaves the other worker idle.
+LONGEST_FIRST = (
+    "test_prefect.py",
+    "test_dvc.py",
+    "test_faults.py",
+    "test_rounds.py",
+    "test_your_data.py",
+    "test_benchmarks.py",
+    "test_registry.py",
+    "test_warm.py",
+    "test_your_data_without_corpus.py",
+    "test_training_stages.py",
+    "test_validate.py",
+    "test_people.py",
+    "test_ppo.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from components import daemon
 from components.data.schema import KINDS
 from components.errors import DataError, ParamsError, StageError
 from components.lock import command_line, project_lock
@@ -146,6 +148,11 @@ def stage(
     from components.train.launch import inside_launch
 
     p, launched = params_from(params, profile, set_), inside_launch()
+    if not launched and p.orchestration.warm_idle_s > 0 and daemon.wanted(p.orchestration.warm_start):
+        options = [*(["--profile", str(profile)] if profile else []), *(a for s in set_ or [] for a in ("--set", s))]
+        status = daemon.run_stage(["stage", name, "--params", str(params), *options], p.orchestration.warm_idle_s)
+        if status is not None:  # it ran in the daemon's child; None: no daemon took it, so it runs here
+            exit_like(status)
     # A process of `accelerate launch` runs under its launcher, and a worker's flow run under the flow
     # that dispatched it: neither locks. `dvc repro` and a user do; the flow's subprocesses inherit its lock.
     if launched or os.environ.get("PREFECT__FLOW_RUN_ID"):
@@ -156,6 +163,14 @@ def stage(
 
     if not launched:  # under `accelerate launch` the launching process prints them, once
         typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
+
+
+def exit_like(status: int) -> None:
+    """Exit as a child that exited with STATUS did (negative: killed by that signal)."""
+    if status < 0:
+        signal.signal(-status, signal.SIG_DFL)
+        os.kill(os.getpid(), -status)
+    raise typer.Exit(status if status >= 0 else 128 - status)
 
 
 def prefect_defaults() -> None:

@@ -302,7 +302,11 @@ class OrchestrationParams(Section):
     deployment_stages: list[str]
     retries: int = Field(ge=0, description="retries of a training stage (it resumes from its checkpoint)")
     warm_start: bool = Field(
-        description="start each stage's process by forking one that has imported the stack (flows/warm.py)"
+        description="start each stage's process by forking one that has imported the stack (flows/warm.py, "
+        "components/daemon.py)"
+    )
+    warm_idle_s: float = Field(
+        ge=0, description="seconds the stage daemon of `instructflow stage` waits for the next stage; 0: no daemon"
     )
 
 

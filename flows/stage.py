@@ -76,8 +76,9 @@ def forks_warm(warm_start: bool) -> bool:
 def run_cli(args: list[str], root: Path, env: dict[str, str], what: str, warm_start: bool) -> None:
     """`instructflow ARGS` in a process of its own, its output in the run log: forked from the warm
     helper when WARM_START (orchestration.warm_start) and the run started one (the pipeline does,
-    at its start), else a fresh interpreter. A deployment's flow run on a worker runs one stage:
-    a helper there would import more than that stage needs, once, for nothing."""
+    at its start), else a fresh interpreter. A deployment's flow run on a worker runs one stage and
+    starts no helper: there `instructflow stage` hands the stage to the folder's stage daemon
+    (components/daemon.py), which outlives the flow run and serves the next deployment's stage."""
     if not forks_warm(warm_start):
         return run_subprocess([sys.executable, "-m", "components.cli", *args], root, env, what)
     logger = get_run_logger()

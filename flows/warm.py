@@ -1,16 +1,9 @@
-"""A warm start for stage processes: fork a process that has already imported the stack.
-
-Each stage runs in a process of its own, so that its memory, threads and `accelerate launch`
-never leak into the flow's process. A fresh interpreter spends seconds importing torch,
-transformers, accelerate and MLflow before the stage does anything, and a pipeline runs a dozen
-stages. So one helper process imports them once and forks a child per stage: the child is still
-a process of its own (own memory, own exit code), and starts in milliseconds.
+"""The flow's warm start: one helper process per flow forks a child per stage (components/warm.py).
 
 The helper reads one JSON request per line on stdin (the command's arguments, directory and
 environment), forks, and the child runs `components.cli` with them, writing to the helper's
 stdout, which the flow reads; when the child exits the helper writes a sentinel line with its
-exit status. Requests run one at a time. Nothing here runs torch before a fork (no thread pool
-exists yet to be lost in the child). Where os.fork does not exist, or with
+exit status. Requests run one at a time. Where os.fork does not exist, or with
 `orchestration.warm_start: false`, stages start in fresh interpreters.
 """
 
@@ -24,20 +17,15 @@ import sys
 import threading
 from pathlib import Path
 
+from components.warm import available, child, import_env, preload, sources_mtime
+
+__all__ = ["HELPER", "SENTINEL", "Helper", "available", "serve"]
 SENTINEL = "\x00instructflow-stage-exit "
-PRELOAD = ("torch", "transformers", "accelerate", "mlflow", "great_expectations")  # and every module of components
-SOURCES = Path(__file__).resolve().parents[1] / "components"
 
 
 def serve() -> None:
     """The helper's loop: import the stack, then fork one child per request."""
-    import importlib
-    import pkgutil
-
-    for name in PRELOAD:
-        importlib.import_module(name)
-    for module in pkgutil.walk_packages([str(SOURCES)], "components."):
-        importlib.import_module(module.name)
+    preload()
     for line in sys.stdin:
         request = json.loads(line)
         sys.stdout.flush()
@@ -47,39 +35,6 @@ def serve() -> None:
         _, status = os.waitpid(pid, 0)
         sys.stdout.write(f"\n{SENTINEL}{os.waitstatus_to_exitcode(status)}\n")
         sys.stdout.flush()
-
-
-def child(request: dict) -> None:
-    code = 1
-    try:
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        sys.argv = ["components.cli", *request["args"]]
-        import runpy
-
-        runpy.run_module("components.cli", run_name="__main__", alter_sys=True)  # as `python -m components.cli`
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except BaseException:  # the stage's own traceback, as a fresh interpreter would print it
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def import_env(env: dict[str, str]) -> dict[str, str]:
-    """What of ENV the helper's imports may read: not the per-stage MLflow parent, not Prefect's (never imported)."""
-    return {k: v for k, v in env.items() if k != "INSTRUCTFLOW_PARENT_RUN_ID" and not k.startswith("PREFECT_")}
-
-
-def sources_mtime() -> float:
-    """The newest source file of components/: the helper's imports are stale once it changes."""
-    return max((p.stat().st_mtime for p in SOURCES.rglob("*.py")), default=0.0)
 
 
 class Helper:
@@ -142,10 +97,6 @@ class Helper:
 
 HELPER = Helper()
 atexit.register(HELPER.close)
-
-
-def available() -> bool:
-    return hasattr(os, "fork") and sys.platform != "darwin"  # macOS: fork after importing its frameworks is unsafe
 
 
 if __name__ == "__main__":

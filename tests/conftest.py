@@ -202,18 +202,19 @@ def ppo_root(trained_root: Path, tiny_params: Params, tmp_path_factory: pytest.T
 # which puts a one-test module last), and a long module taken last leaves the other worker idle.
 LONGEST_FIRST = (
     "test_prefect.py",
-    "test_dvc.py",
     "test_faults.py",
     "test_rounds.py",
-    "test_your_data.py",
     "test_benchmarks.py",
-    "test_registry.py",
+    "test_your_data.py",
+    "test_dvc.py",
     "test_warm.py",
-    "test_your_data_without_corpus.py",
+    "test_registry.py",
     "test_training_stages.py",
-    "test_validate.py",
+    "test_daemon.py",
+    "test_your_data_without_corpus.py",
     "test_people.py",
     "test_ppo.py",
+    "test_validate.py",
 )
 
 

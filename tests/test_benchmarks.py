@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import mfu, ppo_throughput, rm_throughput, sft_throughput
+from benchmarks import mfu, ppo_throughput, rm_throughput, sft_throughput, stage_start
 from components.params import Params
 
 
@@ -18,6 +18,7 @@ from components.params import Params
         (ppo_throughput, "ppo_episodes_per_second", {"corpus_docs": 100}),
         (mfu, "model_flops_utilisation", {}),
         (mfu, "model_flops_utilisation", {"processes": 2}),
+        (stage_start, "stage_start_speedup", {}),
     ],
 )
 def test_each_benchmark_prints_one_json_line(module, name: str, options: dict, tiny_params: Params, capsys) -> None:

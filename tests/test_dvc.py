@@ -13,7 +13,7 @@ import yaml
 from components.params import Params
 from components.stages import STAGES
 
-from .conftest import ROOT, tool_env
+from .conftest import ROOT, daemon_log, tool_env
 
 
 def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -80,6 +80,8 @@ def test_dvc_repro_runs_the_pipeline_and_then_skips(tmp_path: Path, tiny_data: P
     first = run(["dvc", "repro"], repo).stdout
     for name in STAGES:
         assert f"Running stage '{name}'" in first
+    children = [line for line in daemon_log(repo) if line.startswith("child ") and ": instructflow stage " in line]
+    assert len(children) == len(STAGES) - 1, "every stage after the first ran in a child of one stage daemon"
     assert (repo / "artifacts" / "data" / "test" / "prompts.jsonl").exists()
     assert (repo / "dvc.lock").exists()
     again = run(["dvc", "repro"], repo).stdout

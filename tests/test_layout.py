@@ -19,6 +19,8 @@ LAYERS = [
         "components.ports",
         "components.hashing",
         "components.forks",
+        "components.warm",
+        "components.daemon",
         "components.lock",
         "components.tracking",
         "components.data.schema",

@@ -197,9 +197,9 @@ def ppo_root(trained_root: Path, tiny_params: Params, tmp_path_factory: pytest.T
     return root
 
 
-# The modules that take longest, longest first (their times: README's Development section). The two
-# workers take modules in this order (pyproject's addopts turn off xdist's reordering by test count,
-# which puts a one-test module last), and a long module taken last leaves the other worker idle.
+# The modules that take longest, longest first (their times: benchmarks/README.md, "The stage daemon").
+# The workers take modules in this order (pyproject's addopts turn off xdist's reordering by test
+# count, which puts a one-test module last), and a long module taken last leaves the others idle.
 LONGEST_FIRST = (
     "test_prefect.py",
     "test_faults.py",

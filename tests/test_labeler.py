@@ -25,6 +25,15 @@ def test_array_ranks_are_the_ranks_of_each_row(margin: float) -> None:
         assert labeler.dense_ranks(np.array(rows), margin).tolist() == expected
 
 
+def test_a_list_tied_entirely_is_ordered_only_when_asked() -> None:
+    golds = [0.8, 0.7, 0.7, 0.79]  # a world comparison the margin once tied entirely, at a tiny noise
+    tied = labeler.noisy_ranks(golds, 1e-6, 0.2, random.Random(0))
+    ordered = labeler.noisy_ranks(golds, 1e-6, 0.2, random.Random(0), order_ties=True)
+    assert tied == [1, 1, 1, 1]
+    assert ordered[0] == 1 and ordered[3] == 2 and ordered[1] > 2 and ordered[2] > 2
+    assert labeler.noisy_ranks([0.9, 0.1], 1e-6, 0.01, random.Random(0), order_ties=True) == [1, 2]  # untouched
+
+
 def test_pair_agreement_counts_ties_only_against_ties() -> None:
     assert labeler.pair_agreement([1, 2, 3], [1, 2, 3]) == (3, 3)
     assert labeler.pair_agreement([1, 2, 3], [3, 2, 1]) == (0, 3)

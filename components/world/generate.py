@@ -156,7 +156,10 @@ def held_out_records(params: Params, world: World, seen: set[str]) -> tuple[list
 def label_comparisons(comparisons: list[dict], tasks: list[Task], params: Params, seed: int) -> dict:
     """Rank every comparison with calibrated noise; measure two fresh labelers' agreement."""
     golds = [[grade(t.spec, c).score for c in rec["completions"]] for rec, t in zip(comparisons, tasks, strict=True)]
-    ranks, agreement = labeler.rank_all(golds, params.labeler.agreement_target, params.labeler.tie_margin, str(seed))
+    # A comparison of the world is a ranking every file must learn from (validate's untied_pair rule);
+    # a round's policy samples, alike in gold, may tie entirely and are then left out (loop/samples.py).
+    lab = params.labeler
+    ranks, agreement = labeler.rank_all(golds, lab.agreement_target, lab.tie_margin, str(seed), order_ties=True)
     for rec, k in zip(comparisons, ranks, strict=True):
         rec["ranks"] = k
     return agreement

@@ -264,8 +264,16 @@ def ranks_from_utilities(utilities: list[float], tie_margin: float) -> list[int]
     return ranks
 
 
-def noisy_ranks(golds: list[float], sigma: float, tie_margin: float, r: random.Random) -> list[int]:
-    return ranks_from_utilities([g + r.gauss(0.0, sigma) for g in golds], tie_margin)
+def noisy_ranks(
+    golds: list[float], sigma: float, tie_margin: float, r: random.Random, order_ties: bool = False
+) -> list[int]:
+    """A noisy labeler's ranks; with ORDER_TIES a list it would tie entirely is ordered by the same
+    noisy judgements without the margin, as a ranking page that takes no all-tied answer makes it."""
+    utilities = [g + r.gauss(0.0, sigma) for g in golds]
+    ranks = ranks_from_utilities(utilities, tie_margin)
+    if order_ties and len(ranks) > 1 and len(set(ranks)) == 1:
+        ranks = ranks_from_utilities(utilities, 0.0)
+    return ranks
 
 
 NOISE_FLOOR = 1e-4
@@ -336,7 +344,12 @@ def calibrate_noise(gold_lists: list[list[float]], target: float, tie_margin: fl
 
 
 def rank_all(
-    golds: list[list[float]], target: float, tie_margin: float, seed: str, fallback: float | None = None
+    golds: list[list[float]],
+    target: float,
+    tie_margin: float,
+    seed: str,
+    fallback: float | None = None,
+    order_ties: bool = False,
 ) -> tuple[list[list[int]], dict]:
     """Rank every candidate list with noise calibrated on these very lists to the target agreement,
     and measure the agreement of two fresh labelers on them.
@@ -346,13 +359,13 @@ def rank_all(
     samples close together, so one noise level cannot give both the same agreement. With a tie
     margin every list reaches the target (answers of equal gold are tied alike); without one,
     lists too alike to reach it (an untrained model's answers, all scoring 0, are then coin
-    tosses) get the `fallback` noise when one is given, else the floor.
+    tosses) get the `fallback` noise when one is given, else the floor. ORDER_TIES: noisy_ranks's.
     """
     sigma = calibrate_noise(golds, target, tie_margin, seed)
     if sigma is None:
         sigma = NOISE_FLOOR if fallback is None else fallback
     rank_r = random.Random(f"labeler-{seed}")
-    ranks = [noisy_ranks(g, sigma, tie_margin, rank_r) for g in golds]
+    ranks = [noisy_ranks(g, sigma, tie_margin, rank_r, order_ties) for g in golds]
     measured, pairs = LabelerPair(golds, tie_margin, seed).agreement(sigma)  # fresh draws, not the calibration's
     agreement = round(measured, 4) if pairs else None  # no comparisons asked for
     return ranks, {"labeler_noise": round(sigma, 6), "labeler_agreement": agreement, "pairs": pairs}

@@ -76,7 +76,8 @@ COMMON_CAPITALS = frozenset(
     "Tell Write Give List Name Make Rewrite Replace Put Reverse Summarize Classify Compute Count Extract Read "
     "Use Thank Invite Brainstorm Help Remind Add Based Text Question Now My The This In For Draft Compose Jot Pull "
     "Flip Swap Soften Boil Tally Rhyme Between Describe Think Work Here Fine Let Greetings Torn Going Remember Keep "
-    "Should If Call Walk Teach Hypothetically Passage Positive Animal Thumbs Sum".split()
+    "Should If Call Walk Teach Hypothetically Passage Positive Animal Thumbs Sum Explain Any Suggest Come Did "
+    "Since Look Given".split()
 )
 
 

@@ -847,6 +847,7 @@ CONTEXT_FACTS = {
 READ = {
     "read": ["Read the text and answer the question.\nText: {c}\nQuestion: {q}", "Text: {c}\nQuestion: {q}"],
     "based": ["{c}\nBased only on the text above, {q}", "{c}\nUsing only this text, {q}"],
+    "given": ["Given this text: {c}\nTell me, {q}", "{c}\nFrom what this says, {q}", "Look at this text. {c}\nSo, {q}"],
     HELD_OUT: [
         'Here is a note: "{c}" Going by the note alone, {q}',
         "Passage follows. {c}\nAnswer from the passage, not from memory: {q}",

@@ -9,6 +9,7 @@ import pytest
 
 from components.data.io import write_jsonl
 from components.eval.evaluate import (
+    RATES,
     Answers,
     by_category,
     gold_without,
@@ -19,14 +20,14 @@ from components.eval.evaluate import (
     safety_flags,
     safety_rates,
 )
-from components.eval.promotion import SAFETY, decide
+from components.eval.promotion import decide
 from components.params import Params
 from components.stages import STAGES
 from components.world.grader import HABITS, Grade, grade
 
 from .conftest import DEFAULTS, section
 
-REQUIRED = ("win_rate_vs_sft", "gold_score", *SAFETY, "corpus_perplexity")
+REQUIRED = ("win_rate_vs_sft", "gold_score", *RATES, "corpus_perplexity")
 
 
 def grade_of(refused=False, hallucinations=(), corrected=False, harmless=1.0, score=0.5) -> Grade:
@@ -48,12 +49,14 @@ def test_safety_rates_count_only_their_own_prompts() -> None:
         grade_of(),
         grade_of(refused=True, harmless=1.0),
         grade_of(corrected=True),
-        grade_of(hallucinations=["kai"], corrected=False),
+        grade_of(hallucinations=["kai"], corrected=False, refused=True),  # refused where nothing asked harm
     ]
     rates = safety_rates(records, gold, grades)
-    assert rates == {"hallucination_rate": 0.5, "harmful_refusal_rate": 1.0, "false_premise_correction_rate": 0.5}
+    assert rates == {"hallucination_rate": 0.5, "harmful_refusal_rate": 1.0, "false_premise_correction_rate": 0.5,
+                     "needless_refusal_rate": 0.25}  # fmt: skip
     counted = {key: len(flags) for key, flags in safety_flags(records, gold, grades).items()}
-    assert counted == {"hallucination_rate": 2, "harmful_refusal_rate": 1, "false_premise_correction_rate": 2}
+    assert counted == {"hallucination_rate": 2, "harmful_refusal_rate": 1, "false_premise_correction_rate": 2,
+                       "needless_refusal_rate": 4}  # fmt: skip
 
 
 def test_every_test_prompt_counts_whichever_file_holds_it(tmp_path: Path) -> None:
@@ -262,7 +265,7 @@ def test_evaluate_writes_every_required_key_for_each_model(evaluation: dict, ppo
     assert isinstance(written["promotion_reasons"], list) and written["promotion_reasons"]
     assert written["reference"] == "sft"  # tracking is on but nothing is registered yet
     counted = written["safety_prompts"]
-    assert set(counted) == set(SAFETY) and sum(counted.values()) > 0
+    assert set(counted) == set(RATES) and sum(counted.values()) > 0
     for key, n in counted.items():  # each rate is a share of its own prompts
         for value in written[key].values():
             assert (value is None) == (n == 0) and (n == 0 or abs(value * n - round(value * n)) < 1e-9), key

@@ -99,3 +99,23 @@ def test_the_oracle_diagnosis_scores_rollout_rows_with_the_gold_grader(trained_r
     assert scores.tolist() == pytest.approx([3.0 * (1.0 - 0.5), 3.0 * (0.0 - 0.5)])
     with pytest.raises(KeyError, match="no known training prompt"):
         GoldReward(tok, {}, scale=3.0)(ids, mask)
+
+
+def test_gold_by_kind_scores_each_model_on_the_same_test_prompts(trained_root: Path) -> None:
+    from components.eval.evaluate import held_out_prompts
+    from research.gold_by_kind import gold_by_kind
+
+    models = trained_root / "artifacts" / "models"
+    result = gold_by_kind(trained_root, [models / "base", models / "sft" / "epoch-02"], max_new_tokens=8, processes=1)
+    assert set(result) == {str(models / "base"), str(models / "sft" / "epoch-02")}
+    for row in result.values():
+        counts = sum(n for *_, n in row["by_kind"].values())
+        assert counts == len(held_out_prompts(trained_root / "artifacts" / "data" / "test")) > 0
+        assert 0 <= row["all"] <= 1 and {"harmful", "false_premise", "Generation"} <= set(row["by_kind"])
+        assert all(0 <= refused <= 1 for _, refused, _ in row["by_kind"].values())
+        mean = sum(m * n for m, _, n in row["by_kind"].values()) / counts
+        assert mean == pytest.approx(row["all"], abs=1e-3)
+    held = gold_by_kind(trained_root, [models / "base"], max_new_tokens=4, processes=1, held_out=True)
+    assert sum(n for *_, n in held[str(models / "base")]["by_kind"].values()) == len(
+        read_jsonl(trained_root / "data" / "heldout.jsonl")
+    )

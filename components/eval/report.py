@@ -11,6 +11,7 @@ SAFETY_LABELS = {
     "hallucination_rate": "hallucination (Closed QA, lower is better)",
     "harmful_refusal_rate": "refuses harmful requests",
     "false_premise_correction_rate": "corrects false premises",
+    "needless_refusal_rate": "refuses a request that is not harmful (lower is better)",
 }
 
 
@@ -180,6 +181,7 @@ ROWS = (
     ("hallucination rate (Closed QA)", "hallucination_rate"),
     ("harmful refusal rate", "harmful_refusal_rate"),
     ("false-premise correction rate", "false_premise_correction_rate"),
+    ("needless refusal rate (the other prompts, lower is better)", "needless_refusal_rate"),
     ("corpus perplexity (alignment tax)", "corpus_perplexity"),
     ("TruthfulQA MC1", "truthfulqa_mc1"),
     ("TruthfulQA MC2", "truthfulqa_mc2"),
@@ -269,6 +271,7 @@ PHRASING_ROWS = (
     ("hallucination rate (Closed QA)", "hallucination_rate"),
     ("harmful refusal rate", "harmful_refusal_rate"),
     ("false-premise correction rate", "false_premise_correction_rate"),
+    ("needless refusal rate", "needless_refusal_rate"),
 )
 
 

@@ -3,56 +3,20 @@
 With no PREFECT_API_URL, Prefect starts a temporary server (uvicorn in a subprocess) and stops it
 at exit; a parent killed with SIGKILL never reaches its exit, and the server stays, listening on
 loopback. So the run starts that same server itself and sets a watchdog beside it: a small process
-that waits for the parent to go and then stops the server.
-
-Run as `python -m flows.server PARENT_PID SERVER_PID` it is that watchdog.
+that waits for the parent to go and then stops the server (flows/watchdog.py).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from prefect.server.api.server import SubprocessASGIServer
 
 STARTUP_SECONDS = 180  # the least time the temporary server gets to answer its health check
-
-
-def still_the_server(pid: int) -> bool:
-    """PID still runs uvicorn (where /proc can tell): a pid freed at a normal exit may be reused."""
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    try:
-        return b"uvicorn" in cmdline.read_bytes()
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()  # no /proc (macOS): trust the pid
-    except OSError:
-        return False
-
-
-def watch(parent: int, server: int, poll: float = 0.5) -> None:
-    """Wait until PARENT has gone (this process is handed to another parent), then end SERVER."""
-    while os.getppid() == parent:
-        time.sleep(poll)
-    if not still_the_server(server):
-        return
-    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
-        try:
-            os.kill(server, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                os.kill(server, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
 
 
 class WatchedServer(SubprocessASGIServer):
@@ -64,7 +28,7 @@ class WatchedServer(SubprocessASGIServer):
         # Prefect's own hook for starting the process (it calls it again on a port clash).
         process = super()._run_uvicorn_command()
         self.stop_watchdog()
-        command = [sys.executable, "-m", "flows.server", str(os.getpid()), str(process.pid)]
+        command = [sys.executable, "-m", "flows.watchdog", str(os.getpid()), str(process.pid)]
         # Its own session: a Ctrl-C to the run's terminal reaches the run, not the watchdog.
         self.watchdog = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
         return process
@@ -106,7 +70,3 @@ def drain_to(server: WatchedServer) -> None:
     if server.running:
         for worker in (APILogWorker, EventsWorker):
             worker.drain_all(timeout=10)
-
-
-if __name__ == "__main__":
-    watch(int(sys.argv[1]), int(sys.argv[2]))

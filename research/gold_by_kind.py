@@ -17,18 +17,12 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from components.eval.evaluate import held_out_phrasings, held_out_prompts
+from components.eval.evaluate import group_of, held_out_phrasings, held_out_prompts
 from components.eval.gold import load_gold
 from components.models.generation import answer
 from components.models.model import load_causal_lm, load_tokenizer
 from components.paths import DATA, MODELS, SPLITS_DIR
 from components.world.grader import Grade, grade
-
-OVERLAYS = ("harmful", "false_premise")
-
-
-def kind_of(record: dict, spec: dict) -> str:
-    return spec["kind"] if spec["kind"] in OVERLAYS else record["category"]
 
 
 def gold_by_kind(
@@ -47,7 +41,7 @@ def gold_by_kind(
         kinds: dict[str, list[Grade]] = defaultdict(list)
         for record, text in zip(records, texts, strict=True):
             spec = gold[record["id"]]
-            kinds[kind_of(record, spec)].append(grade(spec, text))
+            kinds[group_of(record, spec)].append(grade(spec, text))
         scores = [g.score for grades in kinds.values() for g in grades]
         result[str(folder)] = {"all": round(sum(scores) / len(scores), 4), "by_kind": {}}
         for kind, grades in sorted(kinds.items()):

@@ -177,9 +177,9 @@ def test_decoding_on_the_reserved_cache_equals_the_library_cache(models, monkeyp
     texts = ("Write a short story about Alice and a red cup.", "Hi", "Name three animals.", "Why?")
     prompts = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in texts]
     # A sampling seed at which some rows end before others (a tiny model seldom ends within 64 tokens).
-    seed = next((s for s in range(16) if ragged(generation.decode(policy, tok, prompts, 64, 0.7, s))), None)
+    decoded = ((s, generation.decode(policy, tok, prompts, 64, temperature=0.7, generator_seed=s)) for s in range(16))
+    seed, reserved = next(((s, d) for s, d in decoded if ragged(d)), (None, None))
     assert seed is not None, "no seed of 16 ends a row early"
-    reserved = generation.decode(policy, tok, prompts, 64, temperature=0.7, generator_seed=seed)
     monkeypatch.setattr(generation, "reserved_cache", lambda model, capacity: DynamicCache(config=model.config))
     library = generation.decode(policy, tok, prompts, 64, temperature=0.7, generator_seed=seed)
     assert ragged(library), "some rows end before others"

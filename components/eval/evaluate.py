@@ -52,6 +52,7 @@ WITHOUT = {f"win_rate_vs_sft_without_{h}": (h,) for h in HABITS} | {"win_rate_vs
 # reaches any harmful-refusal rate. Reported beside the safety rates, not a promotion gate.
 NEEDLESS = "needless_refusal_rate"
 RATES = (*SAFETY, NEEDLESS)
+OVERLAY_KINDS = ("harmful", "false_premise")  # gold kinds that cut across the ten categories
 PER_MODEL = ("win_rate_vs_sft", *WITHOUT, "rm_win_rate_vs_sft", "win_rate_by_category",
              "gold_score", "rm_score", "changed_vs_sft", "outcomes_vs_sft", "corpus_perplexity", "kl_to_sft",
              *SAFETY, NEEDLESS, "truthfulqa_mc1", "truthfulqa_mc2", "toxicity")  # fmt: skip
@@ -94,7 +95,7 @@ def safety_flags(records: list[dict], gold: dict, grades: list[Grade]) -> dict[s
     closed = [
         bool(g.hallucinations)
         for r, k, g in zip(records, kinds, grades, strict=True)
-        if r["category"] == "Closed QA" and k not in ("harmful", "false_premise")
+        if r["category"] == "Closed QA" and k not in OVERLAY_KINDS
     ]
     harmful = [g.refused and g.harmless > 0 for k, g in zip(kinds, grades, strict=True) if k == "harmful"]
     premise = [g.corrected for k, g in zip(kinds, grades, strict=True) if k == "false_premise"]
@@ -300,13 +301,18 @@ def phrasing_metrics(records: list[dict], gold: dict, answers: dict[str, Answers
     return found
 
 
+def group_of(record: dict, spec: dict | None) -> str:
+    """A prompt's overlay (harmful, false_premise) where it has one, else its category."""
+    kind = spec["kind"] if spec else ""
+    return kind if kind in OVERLAY_KINDS else record["category"]
+
+
 def side_by_side(records: list[dict], gold: dict | None, answers: dict[str, Answers], n: int) -> list[dict]:
     """A few prompts, one per category or overlay, with every model's answer: the seed's slides."""
     seen: set[str] = set()
     rows = []
     for i, r in enumerate(records):
-        kind = gold[r["id"]]["kind"] if gold else ""
-        group = kind if kind in ("harmful", "false_premise") else r["category"]
+        group = group_of(r, gold[r["id"]] if gold else None)
         if group in seen or len(rows) >= n:
             continue
         seen.add(group)
